@@ -1,0 +1,329 @@
+"""Pure helpers for the parts of the Objectstore wire protocol that the client
+and the local server share verbatim: scope segments, the duration and
+expiration grammar, timestamps, path and header-value percent-encoding, and
+the canonical form signed by pre-signed URLs.
+
+Nothing here does I/O or imports Django, the client or the server; both layers
+import from here so the two sides can never drift apart. Section numbers refer
+to ``objectstore-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+from urllib.parse import unquote
+
+__all__ = [
+    "EMPTY_SCOPES",
+    "HEADER_AUTH",
+    "HEADER_EXPIRATION",
+    "HEADER_FILENAME",
+    "HEADER_META_PREFIX",
+    "HEADER_ORIGIN",
+    "HEADER_SIZE",
+    "HEADER_TIME_CREATED",
+    "HEADER_TIME_EXPIRES",
+    "MAX_PRESIGN_SECONDS",
+    "ExpirationKind",
+    "canonical_query",
+    "decode_header_value",
+    "encode_header_value",
+    "encode_path",
+    "encode_query_value",
+    "format_duration",
+    "format_expiration",
+    "format_timestamp",
+    "invalid_scope_char",
+    "parse_duration",
+    "parse_expiration",
+    "parse_scopes",
+    "parse_timestamp",
+    "presign_canonical_string",
+    "render_scopes",
+]
+
+# -- header names (section 5) ------------------------------------------------
+
+HEADER_AUTH: Final = "x-os-auth"
+HEADER_EXPIRATION: Final = "x-sn-expiration"
+HEADER_TIME_CREATED: Final = "x-sn-time-created"
+HEADER_TIME_EXPIRES: Final = "x-sn-time-expires"
+HEADER_ORIGIN: Final = "x-sn-origin"
+HEADER_FILENAME: Final = "x-sn-filename"
+HEADER_SIZE: Final = "x-sn-size"
+HEADER_META_PREFIX: Final = "x-snme-"
+
+#: Longest validity of a pre-signed URL the server accepts (section 10.1).
+MAX_PRESIGN_SECONDS: Final = 7 * 24 * 3600
+
+# -- scopes (section 3.2) ----------------------------------------------------
+
+EMPTY_SCOPES: Final = "_"
+
+_SCOPE_CHARS: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-()$!+'"
+)
+
+
+def invalid_scope_char(text: str) -> str | None:
+    """Return the first character of ``text`` not allowed in a scope name or
+    value, or ``None`` when every character is allowed."""
+    for char in text:
+        if char not in _SCOPE_CHARS:
+            return char
+    return None
+
+
+def render_scopes(scopes: list[tuple[str, str]]) -> str:
+    """Render ordered ``(name, value)`` pairs as the wire segment
+    ``name1=value1;name2=value2``, or ``_`` when there are none.
+
+    Raises ``ValueError`` naming the offending part if a name or value is empty
+    or has a character outside ``A-Z a-z 0-9 _ - ( ) $ ! + '``.
+    """
+    if not scopes:
+        return EMPTY_SCOPES
+    for name, value in scopes:
+        for part, what in ((name, "name"), (value, "value")):
+            if not part:
+                raise ValueError(f"scope {what} must be non-empty (in {name!r}={value!r})")
+            bad = invalid_scope_char(part)
+            if bad is not None:
+                raise ValueError(
+                    f"invalid character {bad!r} in scope {what} {part!r}; "
+                    "allowed are letters, digits and _ - ( ) $ ! + '"
+                )
+    return ";".join(f"{name}={value}" for name, value in scopes)
+
+
+def parse_scopes(segment: str) -> list[tuple[str, str]]:
+    """Parse a (percent-decoded) scopes segment into ordered pairs.
+
+    Raises ``ValueError`` with upstream's wording (without the ``Invalid URL:``
+    prefix) for malformed segments.
+    """
+    if segment == EMPTY_SCOPES:
+        return []
+    pairs: list[tuple[str, str]] = []
+    for element in segment.split(";"):
+        name, sep, value = element.partition("=")
+        if not sep:
+            raise ValueError("scope must be 'key=value'")
+        if not name or not value:
+            raise ValueError("key and value must be non-empty")
+        for part in (name, value):
+            bad = invalid_scope_char(part)
+            if bad is not None:
+                raise ValueError(f"invalid character '{bad}'")
+        pairs.append((name, value))
+    return pairs
+
+
+# -- durations (sections 5.4 and 20) -----------------------------------------
+
+_NANOS_PER_UNIT: Final[dict[str, int]] = {}
+for _names, _nanos in (
+    (("nanos", "nsec", "ns"), 1),
+    (("usec", "us", "µs"), 1_000),
+    (("millis", "msec", "ms"), 1_000_000),
+    (("seconds", "second", "secs", "sec", "s"), 1_000_000_000),
+    (("minutes", "minute", "mins", "min", "m"), 60 * 1_000_000_000),
+    (("hours", "hour", "hrs", "hr", "h"), 3_600 * 1_000_000_000),
+    (("days", "day", "d"), 86_400 * 1_000_000_000),
+    (("weeks", "week", "wks", "wk", "w"), 7 * 86_400 * 1_000_000_000),
+    (("months", "month", "M"), 2_630_016 * 1_000_000_000),
+    (("years", "year", "yrs", "yr", "y"), 31_557_600 * 1_000_000_000),
+):
+    for _name in _names:
+        _NANOS_PER_UNIT[_name] = _nanos
+
+_SPAN = re.compile(r"\s*(\d+)(?:\.(\d+))?\s*([A-Za-zµ]*)")
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse a duration in humantime's grammar, which covers every form seen
+    on the wire: the server's ``30days``/``2months 29days``, the compact
+    ``1d 2h``, and old clients' ``1 days 3600 seconds``.
+
+    ``months`` are 30.44 days and ``years`` 365.25 days, never minutes.
+    Raises ``ValueError`` for an empty string, an unknown unit or a number
+    without a unit (except the bare ``0``).
+    """
+    if text.strip() == "0":
+        return timedelta(0)
+    nanos = 0
+    pos = 0
+    spans = 0
+    stripped_end = len(text.rstrip())
+    while pos < stripped_end:
+        match = _SPAN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise ValueError(f"invalid duration {text!r}: expected a number at {text[pos:]!r}")
+        whole, fraction, unit = match.groups()
+        if not unit:
+            raise ValueError(f"invalid duration {text!r}: number {whole} has no unit")
+        per_unit = _NANOS_PER_UNIT.get(unit)
+        if per_unit is None:
+            raise ValueError(f"invalid duration {text!r}: unknown unit {unit!r}")
+        nanos += int(whole) * per_unit
+        if fraction:
+            scaled = int(fraction) * per_unit
+            divisor = 10 ** len(fraction)
+            if scaled % divisor:
+                raise ValueError(f"invalid duration {text!r}: fraction finer than a nanosecond")
+            nanos += scaled // divisor
+        pos = match.end()
+        spans += 1
+    if spans == 0:
+        raise ValueError("invalid duration: empty")
+    # timedelta keeps microseconds; sub-microsecond parts are dropped.
+    return timedelta(microseconds=nanos // 1_000)
+
+
+def format_duration(duration: timedelta) -> str:
+    """Format a duration in the compact form servers write and clients since
+    0.2.3 require: ``<d>d <h>h <m>m <s>s`` with zero parts left out (``0s``
+    for zero), plus ``ms``/``us`` parts when the duration has a fraction."""
+    total_us = (duration.days * 86_400 + duration.seconds) * 1_000_000 + duration.microseconds
+    if total_us < 0:
+        raise ValueError(f"duration must not be negative: {duration!r}")
+    seconds, micros = divmod(total_us, 1_000_000)
+    parts: list[str] = []
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    millis, micros = divmod(micros, 1_000)
+    if millis:
+        parts.append(f"{millis}ms")
+    if micros:
+        parts.append(f"{micros}us")
+    return " ".join(parts) or "0s"
+
+
+ExpirationKind = Literal["manual", "ttl", "tti"]
+
+
+def parse_expiration(value: str) -> tuple[ExpirationKind, timedelta | None]:
+    """Parse an ``x-sn-expiration`` value: ``manual``, ``ttl:<duration>`` or
+    ``tti:<duration>`` (prefixes are case-sensitive). Raises ``ValueError``."""
+    if value == "manual":
+        return "manual", None
+    prefix, sep, rest = value.partition(":")
+    if sep and prefix in ("ttl", "tti"):
+        kind: ExpirationKind = "ttl" if prefix == "ttl" else "tti"
+        return kind, parse_duration(rest)
+    raise ValueError(
+        f"invalid expiration policy {value!r}: expected 'manual', 'ttl:<duration>' "
+        "or 'tti:<duration>'"
+    )
+
+
+def format_expiration(kind: ExpirationKind, duration: timedelta | None) -> str:
+    """Inverse of :func:`parse_expiration`, durations in the compact form."""
+    if kind == "manual":
+        return "manual"
+    if duration is None:
+        raise ValueError(f"{kind} expiration needs a duration")
+    return f"{kind}:{format_duration(duration)}"
+
+
+# -- timestamps (section 5.5) ------------------------------------------------
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC, as the server emits them."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (``Z`` or an offset; up to 9 fractional
+    digits) into an aware UTC ``datetime``. Raises ``ValueError``."""
+    match = re.fullmatch(
+        r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)?", text
+    )
+    if match is None:
+        raise ValueError(f"invalid timestamp {text!r}")
+    date, time, fraction, zone = match.groups()
+    micro = (fraction or "").ljust(6, "0")[:6]
+    offset = "+00:00" if zone in (None, "Z", "z") else zone
+    return datetime.fromisoformat(f"{date}T{time}.{micro}{offset}").astimezone(UTC)
+
+
+# -- percent-encoding (sections 3.4 and 20) ----------------------------------
+
+_UNRESERVED: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
+_PATH_SAFE: Final = _UNRESERVED | frozenset(b"/:@!$&'()*+,;=")
+_QUERY_SAFE: Final = _PATH_SAFE | frozenset(b"?")
+_PATH_TABLE: Final = tuple(chr(b) if b in _PATH_SAFE else f"%{b:02X}" for b in range(256))
+_QUERY_TABLE: Final = tuple(chr(b) if b in _QUERY_SAFE else f"%{b:02X}" for b in range(256))
+# Visible ASCII except '%' stays literal in metadata header values.
+_HEADER_TABLE: Final = tuple(
+    chr(b) if 0x20 <= b <= 0x7E and b != 0x25 else f"%{b:02X}" for b in range(256)
+)
+
+
+def encode_path(path: str) -> str:
+    """Percent-encode a whole request path as a literal string, the way the
+    official Python client does: unreserved characters and
+    ``/ : @ ! $ & ' ( ) * + , ; =`` stay, everything else (``%`` included)
+    becomes ``%XX`` of its UTF-8 bytes."""
+    return "".join(_PATH_TABLE[b] for b in path.encode("utf-8"))
+
+
+def encode_query_value(value: str) -> str:
+    """Like :func:`encode_path`, but also keeps ``?`` (used for pre-signing)."""
+    return "".join(_QUERY_TABLE[b] for b in value.encode("utf-8"))
+
+
+def encode_header_value(value: str) -> str:
+    """Percent-encode a metadata header value (clients >= 0.2.1): visible ASCII
+    except ``%`` stays; ``%``, controls and non-ASCII become ``%XX``. This makes
+    header injection through metadata impossible."""
+    return "".join(_HEADER_TABLE[b] for b in value.encode("utf-8"))
+
+
+def decode_header_value(value: str) -> str:
+    """Inverse of :func:`encode_header_value`. Values written by older clients
+    (never encoded) read back unchanged unless they happen to contain a valid
+    ``%XX`` escape; escapes that do not form UTF-8 are kept as-is."""
+    if "%" not in value:
+        return value
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        return value
+
+
+# -- pre-signed URLs (section 10.2) ------------------------------------------
+
+
+def canonical_query(raw_query: str) -> str:
+    """Canonicalise a raw (still encoded) query string for signing: drop empty
+    pieces and ``os_sig``, lower-case names, sort whole ``name=value`` strings."""
+    pieces: list[str] = []
+    for piece in raw_query.split("&"):
+        if not piece:
+            continue
+        name, sep, value = piece.partition("=")
+        name = name.lower()
+        if name == "os_sig":
+            continue
+        pieces.append(f"{name}={value}" if sep else name)
+    pieces.sort()
+    return "&".join(pieces)
+
+
+def presign_canonical_string(method: str, raw_path: str, raw_query: str) -> str:
+    """The exact string a pre-signed URL's signature covers:
+    ``METHOD\\nPATH\\nCANONICAL_QUERY`` with ``HEAD`` signed as ``GET``."""
+    method = method.upper()
+    if method == "HEAD":
+        method = "GET"
+    return f"{method}\n{raw_path}\n{canonical_query(raw_query)}"
