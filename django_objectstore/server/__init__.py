@@ -1,0 +1,31 @@
+"""A local Objectstore-compatible server for development, tests and demos.
+
+Not a production store: use the real Objectstore for that. Start it with
+``python -m django_objectstore.server run`` or embed it::
+
+    from django_objectstore.server import LocalServer
+    with LocalServer() as server:
+        ...  # talk to server.url
+"""
+
+from __future__ import annotations
+
+from django_objectstore.server.app import LocalServer
+from django_objectstore.server.config import (
+    ConfigError,
+    ExpirationRule,
+    KeyConfig,
+    ServerConfig,
+    UsecasePolicy,
+)
+from django_objectstore.server.service import VERSION
+
+__all__ = [
+    "VERSION",
+    "ConfigError",
+    "ExpirationRule",
+    "KeyConfig",
+    "LocalServer",
+    "ServerConfig",
+    "UsecasePolicy",
+]

@@ -1,0 +1,151 @@
+"""``LocalServer``: start the local Objectstore-compatible server in a
+background thread (tests, demos) or in the foreground (the CLI)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Literal
+
+from django_objectstore.server.auth import KeyDirectory
+from django_objectstore.server.config import ConfigError, KeyConfig, UsecasePolicy
+from django_objectstore.server.handler import ObjectstoreHTTPServer
+from django_objectstore.server.service import Service, logger
+from django_objectstore.server.storage import Backend, FilesystemBackend, MemoryBackend
+
+__all__ = ["LocalServer"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalServer:
+    """A local Objectstore-compatible server.
+
+    ``start()`` binds (port 0 picks a free port), serves in a daemon thread
+    and returns once requests are accepted; ``url`` is then the base URL.
+    ``stop()`` shuts down, closes open connections and joins the threads.
+    Also a context manager. ``clock`` (a callable returning an aware UTC
+    ``datetime``) replaces the wall clock for expiry and token checks, so
+    tests need not sleep. ``sweep_interval`` is how often expired objects
+    are removed in the background (``None``: only when read).
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: Literal["memory", "filesystem"] = "memory",
+        path: str | os.PathLike[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        auth_enforce: bool = False,
+        auth_keys: Mapping[str, KeyConfig] | None = None,
+        usecases: Mapping[str, UsecasePolicy] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        fsync: bool = True,
+        sweep_interval: float | None = 60.0,
+    ) -> None:
+        self._clock = clock or _utcnow
+        backend: Backend
+        if storage == "memory":
+            backend = MemoryBackend()
+        elif storage == "filesystem":
+            if path is None:
+                raise ConfigError("storage='filesystem' needs path= (the storage root)")
+            backend = FilesystemBackend(path, fsync=fsync)
+        else:
+            raise ConfigError(f"storage must be 'memory' or 'filesystem', not {storage!r}")
+        keys = KeyDirectory(auth_keys or {}, enforce=auth_enforce, clock=self._clock)
+        self.service = Service(backend, keys, usecases or {}, self._clock)
+        self._host = host
+        self._port = port
+        self._sweep_interval = sweep_interval
+        self._httpd: ObjectstoreHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("LocalServer is not started; call start() first")
+        host, port = self.address
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._httpd is None:
+            raise RuntimeError("LocalServer is not started; call start() first")
+        host, port = self._httpd.server_address[:2]
+        return (host.decode() if isinstance(host, bytes) else str(host)), int(port)
+
+    def start(self) -> LocalServer:
+        if self._httpd is not None:
+            raise RuntimeError("LocalServer is already started")
+        self._httpd = ObjectstoreHTTPServer((self._host, self._port), self.service)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="objectstore-server",
+            daemon=True,
+        )
+        self._thread.start()
+        if self._sweep_interval is not None:
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="objectstore-sweeper", daemon=True
+            )
+            self._sweeper.start()
+        logger.info("objectstore server listening on %s", self.url)
+        return self
+
+    def serve_forever(self) -> None:
+        """Start and block until ``stop()`` is called (or KeyboardInterrupt)."""
+        self.start()
+        try:
+            self._stopping.wait()
+        finally:
+            self.stop()
+
+    def _sweep_loop(self) -> None:
+        assert self._sweep_interval is not None
+        while not self._stopping.wait(self._sweep_interval):
+            self.sweep()
+
+    def sweep(self) -> int:
+        """Remove expired objects now; returns how many were removed."""
+        try:
+            return self.service.backend.sweep(self._clock())
+        except OSError:
+            logger.exception("expiry sweep failed")
+            return 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        httpd = self._httpd
+        if httpd is None:
+            return
+        self.service.shutting_down = True
+        httpd.shutdown()
+        httpd.close_connections()
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        if self._sweeper is not None:
+            self._sweeper.join()
+        self._httpd = None
+        self._thread = None
+        self._sweeper = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._httpd is not None else "stopped"
+        return f"<LocalServer {where}>"

@@ -1,0 +1,261 @@
+"""The server's shared state (backend, keys, usecase rules, clock, counters)
+and the protocol rules that do not depend on HTTP framing: metadata headers
+in and out, usecase policy, expiry and the TTI bump."""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import Message
+from pathlib import Path
+
+from django_objectstore._protocol import (
+    HEADER_EXPIRATION,
+    HEADER_FILENAME,
+    HEADER_META_PREFIX,
+    HEADER_ORIGIN,
+    HEADER_SIZE,
+    HEADER_TIME_CREATED,
+    HEADER_TIME_EXPIRES,
+    ExpirationKind,
+    format_duration,
+    format_expiration,
+    format_timestamp,
+    parse_duration,
+    parse_expiration,
+    parse_timestamp,
+)
+from django_objectstore.server.auth import KeyDirectory
+from django_objectstore.server.config import UsecasePolicy
+from django_objectstore.server.storage import Backend, Identity, ObjectMeta, StoredObject
+
+__all__ = ["VERSION", "ClientError", "Service", "disposition", "meta_from_headers"]
+
+#: Reported in ``Server`` headers and by ``version``: upstream's server crate version.
+VERSION = "0.1.0"
+SERVER_HEADER = f"objectstore/{VERSION}"
+SHUTDOWN_MARKER = Path(tempfile.gettempdir()) / "objectstore.down"
+
+logger = logging.getLogger("django_objectstore.server")
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # noqa: S105 - an RFC 9110 token, not a secret
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"(?:[^\"\\]|\\.)*\"))*[ \t]*"
+)
+_HEADER_NAME = re.compile(_TOKEN)
+
+
+class ClientError(Exception):
+    """A request the server rejects with a JSON error body."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _valid_value(value: str) -> bool:
+    return all(char == "\t" or " " <= char <= "~" for char in value)
+
+
+def _last(headers: Message, name: str) -> str | None:
+    values = headers.get_all(name)
+    return values[-1] if values else None
+
+
+def _header_error() -> ClientError:
+    return ClientError(400, "service error: metadata error: error dealing with http headers")
+
+
+def meta_from_headers(headers: Message, now: datetime) -> ObjectMeta:
+    """Build the metadata of an insert from its request headers (section 5.1).
+    Raises ``ClientError`` (400) for invalid values."""
+    content_type = _last(headers, "content-type") or "application/octet-stream"
+    if not _valid_value(content_type):
+        raise _header_error()
+    if _MEDIA_TYPE.fullmatch(content_type) is None:
+        raise ClientError(400, "service error: metadata error: invalid content type")
+    compression = _last(headers, "content-encoding")
+    if compression is not None and compression != "zstd":
+        raise ClientError(400, "service error: metadata error: invalid compression value")
+    expiration = _last(headers, HEADER_EXPIRATION)
+    kind: ExpirationKind = "manual"
+    duration: timedelta | None = None
+    if expiration is not None:
+        try:
+            kind, duration = parse_expiration(expiration)
+        except ValueError:
+            raise ClientError(
+                400, "service error: metadata error: invalid expiration policy value"
+            ) from None
+    origin = _last(headers, HEADER_ORIGIN)
+    filename = _last(headers, HEADER_FILENAME)
+    custom: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered.startswith(HEADER_META_PREFIX) and len(lowered) > len(HEADER_META_PREFIX):
+            custom[lowered[len(HEADER_META_PREFIX) :]] = value
+    checked: list[str | None] = [origin, filename, *custom.values()]
+    if any(item is not None and not _valid_value(item) for item in checked):
+        raise _header_error()
+    return ObjectMeta(
+        content_type=content_type,
+        compression=compression,
+        expiration=kind,
+        duration=duration,
+        time_created=now,
+        time_expires=now + duration if duration is not None else None,
+        origin=origin,
+        filename=filename,
+        custom=tuple(custom.items()),
+    )
+
+
+def disposition(filename: str) -> str:
+    """``Content-Disposition`` for a stored filename (section 5.6)."""
+    if filename and set(filename) == {"."}:
+        safe = "-" * len(filename)
+    else:
+        safe = filename.replace("/", "-").replace("\\", "-")
+    safe = safe.replace('"', '\\"')
+    return f'attachment; filename="{safe}"'
+
+
+def meta_headers(meta: ObjectMeta, size: int) -> list[tuple[str, str]]:
+    """Metadata response headers (section 5.2), without Content-Disposition."""
+    out = [("content-type", meta.content_type)]
+    if meta.compression:
+        out.append(("content-encoding", meta.compression))
+    if meta.expiration != "manual":
+        out.append((HEADER_EXPIRATION, format_expiration(meta.expiration, meta.duration)))
+    out.append((HEADER_TIME_CREATED, format_timestamp(meta.time_created)))
+    if meta.time_expires is not None:
+        out.append((HEADER_TIME_EXPIRES, format_timestamp(meta.time_expires)))
+    if meta.origin is not None:
+        out.append((HEADER_ORIGIN, meta.origin))
+    if meta.filename is not None:
+        out.append((HEADER_FILENAME, meta.filename))
+    out.extend((f"{HEADER_META_PREFIX}{name}", value) for name, value in meta.custom)
+    out.append((HEADER_SIZE, str(size)))
+    return out
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    bytes: int = 0
+    in_flight: int = 0
+
+
+class Service:
+    """State shared by all request threads."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        keys: KeyDirectory,
+        usecases: Mapping[str, UsecasePolicy],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.backend = backend
+        self.keys = keys
+        self.usecases = dict(usecases)
+        self.clock = clock
+        self.counters = Counters()
+        self.counter_lock = threading.Lock()
+        self.shutting_down = False
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def check_policy(self, usecase: str, meta: ObjectMeta) -> None:
+        """Enforce the usecase's expiration rules (section 6.5); 400 on violation."""
+        policy = self.usecases.get(usecase)
+        if policy is None:
+            return
+        rule = getattr(policy, meta.expiration)
+        shown = format_expiration(meta.expiration, meta.duration)
+        if not rule.allowed:
+            raise ClientError(
+                400,
+                f"client error: expiration policy '{shown}' is not allowed "
+                f"for use case '{usecase}'",
+            )
+        if rule.max is not None and meta.duration is not None and meta.duration > rule.max:
+            raise ClientError(
+                400,
+                f"client error: expiration duration {format_duration(meta.duration)} "
+                f"exceeds maximum of {format_duration(rule.max)} for use case '{usecase}'",
+            )
+
+    def open_live(self, ident: Identity) -> StoredObject | None:
+        """Open an object unless missing or expired (expired ones are removed).
+        Counts as an access for TTI objects: the deadline moves to
+        ``now + tti`` unless still within the debounce window; the returned
+        metadata shows the deadline from before the bump (section 6.3)."""
+        found = self.backend.open(ident)
+        if found is None:
+            return None
+        now = self.now()
+        meta = found.meta
+        if meta.time_expires is not None and meta.time_expires <= now:
+            found.close()
+            self.backend.remove_expired(ident, now)
+            return None
+        if meta.expiration == "tti" and meta.duration is not None:
+            debounce = min(meta.duration / 4, timedelta(hours=24))
+            if meta.time_expires is None or meta.time_expires < now + meta.duration - debounce:
+                self.backend.set_expires(ident, meta.time_expires, now + meta.duration)
+        return found
+
+    def extend_expiry(self, ident: Identity, request: object) -> None:
+        """Apply a PATCH ``extend_expiry`` request (section 20). Raises
+        ``ClientError`` 400 (bad body), 404 (missing) or 409 (refused)."""
+        if not isinstance(request, dict) or set(request) != {"extend_expiry"}:
+            raise ClientError(400, 'client error: expected {"extend_expiry": {...}}')
+        spec = request["extend_expiry"]
+        found = self.open_live(ident)
+        if found is None:
+            raise ClientError(404, "client error: object not found")
+        found.close()
+        meta = found.meta
+        now = self.now()
+        target = _extension_target(spec, meta, now)
+        if meta.time_expires is None or meta.expiration == "manual":
+            raise ClientError(409, "client error: object has manual expiration")
+        if target < meta.time_expires:
+            raise ClientError(409, "client error: the extension would shorten the expiry")
+        if target == meta.time_expires:
+            return
+        if not self.backend.set_expires(ident, meta.time_expires, target):
+            raise ClientError(409, "client error: object changed concurrently; retry")
+
+
+def _extension_target(spec: object, meta: ObjectMeta, now: datetime) -> datetime:
+    if isinstance(spec, dict) and set(spec) == {"at"} and isinstance(spec["at"], str):
+        try:
+            return parse_timestamp(spec["at"])
+        except ValueError:
+            raise ClientError(400, "client error: invalid 'at' timestamp") from None
+    if (
+        isinstance(spec, dict)
+        and set(spec) == {"after", "from"}
+        and isinstance(spec["after"], str)
+        and spec["from"] in ("now", "creation")
+    ):
+        try:
+            after = parse_duration(spec["after"])
+        except ValueError:
+            raise ClientError(400, "client error: invalid 'after' duration") from None
+        base = now if spec["from"] == "now" else meta.time_created
+        return base + after
+    raise ClientError(
+        400,
+        'client error: extend_expiry needs {"at": <time>} or '
+        '{"after": <duration>, "from": "now"|"creation"}',
+    )

@@ -1,0 +1,593 @@
+"""Storage backends of the local server: ``memory`` and ``filesystem``.
+
+Both store the payload exactly as received plus a small metadata record, make
+every write atomic (a reader sees the old or the new object, never a mix,
+and a failed upload leaves nothing behind) and keep multipart upload state.
+
+Filesystem layout (not upstream's; see the README for why)::
+
+    <root>/objects/<h[:2]>/<h>          one file per object, h = sha256 of the identity
+    <root>/uploads/<upload_id>/         multipart state: meta.json + <n>.part files
+    <root>/**/.*.tmp                    in-flight writes (removed on failure and at start)
+
+An object file starts with a fixed-width line holding the expiry deadline in
+microseconds (so a TTI bump or an expiry extension is one small in-place
+write), then one line of JSON metadata that includes the identity, then the
+payload. Files are written to a temporary file in the same directory,
+fsynced and moved into place with ``os.replace``; an open file keeps serving
+the version it opened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Protocol
+
+from django_objectstore._protocol import ExpirationKind
+
+__all__ = [
+    "Backend",
+    "FilesystemBackend",
+    "Identity",
+    "MemoryBackend",
+    "ObjectMeta",
+    "PartInfo",
+    "StoredObject",
+    "UploadNotFound",
+    "Writer",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EXPIRES_LINE = 21  # 20 digits + "\n"
+CHUNK = 1024 * 1024
+
+
+def _to_micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where an object lives: usecase, ordered scopes, key."""
+
+    usecase: str
+    scopes: tuple[tuple[str, str], ...]
+    key: str
+
+    def digest(self) -> str:
+        raw = json.dumps([self.usecase, self.scopes, self.key], ensure_ascii=True)
+        return hashlib.sha256(raw.encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """Metadata of one stored object (the server's view, not header forms)."""
+
+    content_type: str = "application/octet-stream"
+    compression: str | None = None
+    expiration: ExpirationKind = "manual"
+    duration: timedelta | None = None
+    time_created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    time_expires: datetime | None = None
+    origin: str | None = None
+    filename: str | None = None
+    custom: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "content_type": self.content_type,
+            "compression": self.compression,
+            "expiration": self.expiration,
+            "duration_us": None if self.duration is None else self.duration // timedelta(microseconds=1),
+            "time_created": _to_micros(self.time_created),
+            "origin": self.origin,
+            "filename": self.filename,
+            "custom": [list(item) for item in self.custom],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object], expires_us: int) -> ObjectMeta:
+        duration = data["duration_us"]
+        custom = data["custom"]
+        assert isinstance(custom, list)
+        kind = data["expiration"]
+        assert kind in ("manual", "ttl", "tti")
+        created = data["time_created"]
+        assert isinstance(created, int)
+        return cls(
+            content_type=str(data["content_type"]),
+            compression=None if data["compression"] is None else str(data["compression"]),
+            expiration=kind,
+            duration=None if duration is None else timedelta(microseconds=int(str(duration))),
+            time_created=_from_micros(created),
+            time_expires=_from_micros(expires_us) if expires_us else None,
+            origin=None if data["origin"] is None else str(data["origin"]),
+            filename=None if data["filename"] is None else str(data["filename"]),
+            custom=tuple((str(name), str(value)) for name, value in custom),
+        )
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    part_number: int
+    etag: str
+    size: int
+    last_modified: datetime
+
+
+class UploadNotFound(LookupError):
+    """The multipart upload id is unknown (or belongs to another object)."""
+
+
+class Writer(Protocol):
+    def write(self, data: bytes | memoryview) -> None: ...
+    def commit(self) -> int: ...
+    def abort(self) -> None: ...
+
+
+class StoredObject:
+    """An opened object: metadata, payload size and a way to read the
+    payload. Close it when done (the filesystem version holds a file)."""
+
+    def __init__(
+        self,
+        meta: ObjectMeta,
+        size: int,
+        *,
+        data: bytes | None = None,
+        file: IO[bytes] | None = None,
+        offset: int = 0,
+    ) -> None:
+        self.meta = meta
+        self.size = size
+        self.data = data
+        self.file = file
+        self.offset = offset
+
+    def iter_bytes(self, start: int, stop: int) -> Iterator[bytes | memoryview]:
+        if self.data is not None:
+            yield memoryview(self.data)[start:stop]
+            return
+        assert self.file is not None
+        self.file.seek(self.offset + start)
+        remaining = stop - start
+        while remaining > 0:
+            block = self.file.read(min(CHUNK, remaining))
+            if not block:
+                raise OSError("object file ended early")
+            remaining -= len(block)
+            yield block
+
+    def read_all(self) -> bytes:
+        return b"".join(bytes(b) for b in self.iter_bytes(0, self.size))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def __enter__(self) -> StoredObject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Backend(Protocol):
+    def writer(self, ident: Identity, meta: ObjectMeta) -> Writer: ...
+    def open(self, ident: Identity) -> StoredObject | None: ...
+    def delete(self, ident: Identity) -> None: ...
+    def set_expires(self, ident: Identity, old: datetime | None, new: datetime) -> bool: ...
+    def create_upload(self, ident: Identity, meta: ObjectMeta) -> str: ...
+    def part_writer(
+        self, ident: Identity, upload_id: str, part_number: int
+    ) -> tuple[Writer, str]: ...
+    def remove_expired(self, ident: Identity, now: datetime) -> None: ...
+    def list_parts(self, ident: Identity, upload_id: str) -> list[PartInfo]: ...
+    def abort_upload(self, ident: Identity, upload_id: str) -> None: ...
+    def upload_meta(self, ident: Identity, upload_id: str) -> ObjectMeta: ...
+    def read_part(self, ident: Identity, upload_id: str, part_number: int) -> Iterator[bytes]: ...
+    def sweep(self, now: datetime) -> int: ...
+    def close(self) -> None: ...
+
+
+def _new_etag(part_number: int) -> str:
+    return f'"{part_number}-{uuid.uuid4().hex[:16]}"'
+
+
+# -- memory ------------------------------------------------------------------
+
+
+@dataclass
+class _Upload:
+    ident: Identity
+    meta: ObjectMeta
+    parts: dict[int, tuple[PartInfo, bytes]] = field(default_factory=dict)
+
+
+class _MemoryWriter:
+    def __init__(self, commit: _CommitFn) -> None:
+        self._chunks: list[bytes] = []
+        self._commit = commit
+        self._done = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._chunks.append(bytes(data))
+
+    def commit(self) -> int:
+        payload = b"".join(self._chunks)
+        self._chunks = []
+        self._done = True
+        self._commit(payload)
+        return len(payload)
+
+    def abort(self) -> None:
+        self._chunks = []
+        self._done = True
+
+
+class _CommitFn(Protocol):
+    def __call__(self, payload: bytes) -> None: ...
+
+
+class MemoryBackend:
+    """Objects in a dict; lost when the process ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[Identity, tuple[ObjectMeta, bytes]] = {}
+        self._uploads: dict[str, _Upload] = {}
+
+    def writer(self, ident: Identity, meta: ObjectMeta) -> Writer:
+        def commit(payload: bytes) -> None:
+            with self._lock:
+                self._objects[ident] = (meta, payload)
+
+        return _MemoryWriter(commit)
+
+    def open(self, ident: Identity) -> StoredObject | None:
+        with self._lock:
+            found = self._objects.get(ident)
+        if found is None:
+            return None
+        return StoredObject(found[0], len(found[1]), data=found[1])
+
+    def delete(self, ident: Identity) -> None:
+        with self._lock:
+            self._objects.pop(ident, None)
+
+    def remove_expired(self, ident: Identity, now: datetime) -> None:
+        with self._lock:
+            found = self._objects.get(ident)
+            expires = found[0].time_expires if found is not None else None
+            if expires is not None and expires <= now:
+                del self._objects[ident]
+
+    def set_expires(self, ident: Identity, old: datetime | None, new: datetime) -> bool:
+        with self._lock:
+            found = self._objects.get(ident)
+            if found is None or found[0].time_expires != old:
+                return False
+            self._objects[ident] = (replace(found[0], time_expires=new), found[1])
+            return True
+
+    def create_upload(self, ident: Identity, meta: ObjectMeta) -> str:
+        upload_id = uuid.uuid4().hex
+        with self._lock:
+            self._uploads[upload_id] = _Upload(ident, meta)
+        return upload_id
+
+    def _upload(self, ident: Identity, upload_id: str) -> _Upload:
+        upload = self._uploads.get(upload_id)
+        if upload is None or upload.ident != ident:
+            raise UploadNotFound(upload_id)
+        return upload
+
+    def part_writer(self, ident: Identity, upload_id: str, part_number: int) -> tuple[Writer, str]:
+        with self._lock:
+            self._upload(ident, upload_id)
+        etag = _new_etag(part_number)
+
+        def commit(payload: bytes) -> None:
+            info = PartInfo(part_number, etag, len(payload), datetime.now(UTC))
+            with self._lock:
+                self._upload(ident, upload_id).parts[part_number] = (info, payload)
+
+        return _MemoryWriter(commit), etag
+
+    def list_parts(self, ident: Identity, upload_id: str) -> list[PartInfo]:
+        with self._lock:
+            parts = self._upload(ident, upload_id).parts
+            return sorted((info for info, _ in parts.values()), key=lambda p: p.part_number)
+
+    def upload_meta(self, ident: Identity, upload_id: str) -> ObjectMeta:
+        with self._lock:
+            return self._upload(ident, upload_id).meta
+
+    def read_part(self, ident: Identity, upload_id: str, part_number: int) -> Iterator[bytes]:
+        with self._lock:
+            payload = self._upload(ident, upload_id).parts[part_number][1]
+        yield payload
+
+    def abort_upload(self, ident: Identity, upload_id: str) -> None:
+        with self._lock:
+            upload = self._uploads.get(upload_id)
+            if upload is not None and upload.ident == ident:
+                del self._uploads[upload_id]
+
+    def sweep(self, now: datetime) -> int:
+        with self._lock:
+            expired = [
+                ident
+                for ident, (meta, _) in self._objects.items()
+                if meta.time_expires is not None and meta.time_expires <= now
+            ]
+            for ident in expired:
+                del self._objects[ident]
+        return len(expired)
+
+    def close(self) -> None:
+        with self._lock:
+            self._objects.clear()
+            self._uploads.clear()
+
+
+# -- filesystem --------------------------------------------------------------
+
+
+class _FileWriter:
+    """Streams into a temporary file beside ``target``; ``commit`` fsyncs and
+    renames it into place, ``abort`` removes it."""
+
+    def __init__(self, target: Path, header: bytes, fsync: bool, on_commit: _Hook | None) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._target = target
+        self._tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        self._file: IO[bytes] | None = open(self._tmp, "xb", buffering=0)  # noqa: SIM115
+        self._fsync = fsync
+        self._on_commit = on_commit
+        self._size = 0
+        self._header_len = len(header)
+        if header:
+            self._file.write(header)
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._file is not None
+        view = memoryview(data)
+        while view:
+            written = self._file.write(view)
+            assert written is not None
+            view = view[written:]
+        self._size += len(data)
+
+    def commit(self) -> int:
+        assert self._file is not None
+        try:
+            if self._fsync:
+                os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            if self._on_commit is not None:
+                self._on_commit(self._tmp, self._target)
+            else:
+                os.replace(self._tmp, self._target)
+        except BaseException:
+            self.abort()
+            raise
+        return self._size
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)
+
+
+class _Hook(Protocol):
+    def __call__(self, tmp: Path, target: Path) -> None: ...
+
+
+class FilesystemBackend:
+    """Objects as files under ``root``; survives restarts."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self._objects = self.root / "objects"
+        self._uploads = self.root / "uploads"
+        self._fsync = fsync
+        self._locks = [threading.Lock() for _ in range(64)]
+        self._objects.mkdir(parents=True, exist_ok=True)
+        self._uploads.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self) -> None:
+        for tmp in self.root.rglob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def _path(self, ident: Identity) -> Path:
+        digest = ident.digest()
+        return self._objects / digest[:2] / digest
+
+    def _lock(self, path: Path) -> threading.Lock:
+        return self._locks[hash(path.name) % len(self._locks)]
+
+    @staticmethod
+    def _header(ident: Identity, meta: ObjectMeta) -> bytes:
+        expires = _to_micros(meta.time_expires) if meta.time_expires is not None else 0
+        record: dict[str, object] = {
+            "usecase": ident.usecase,
+            "scopes": ident.scopes,
+            "key": ident.key,
+        }
+        record.update(meta.to_json())
+        line = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
+        return b"%020d\n%s\n" % (expires, line.encode("ascii"))
+
+    def _replace_locked(self, tmp: Path, target: Path) -> None:
+        with self._lock(target):
+            os.replace(tmp, target)
+
+    def writer(self, ident: Identity, meta: ObjectMeta) -> Writer:
+        return _FileWriter(
+            self._path(ident), self._header(ident, meta), self._fsync, self._replace_locked
+        )
+
+    def open(self, ident: Identity) -> StoredObject | None:
+        path = self._path(ident)
+        try:
+            file = open(path, "rb", buffering=CHUNK)  # noqa: SIM115
+        except FileNotFoundError:
+            return None
+        try:
+            with self._lock(path):
+                expires = int(file.read(_EXPIRES_LINE))
+            line = file.readline()
+            record = json.loads(line)
+            if (record["usecase"], [tuple(s) for s in record["scopes"]], record["key"]) != (
+                ident.usecase,
+                list(ident.scopes),
+                ident.key,
+            ):
+                file.close()  # a hash collision: treat as missing
+                return None
+            offset = _EXPIRES_LINE + len(line)
+            size = os.fstat(file.fileno()).st_size - offset
+            return StoredObject(
+                ObjectMeta.from_json(record, expires), size, file=file, offset=offset
+            )
+        except BaseException:
+            file.close()
+            raise
+
+    def delete(self, ident: Identity) -> None:
+        path = self._path(ident)
+        with self._lock(path), contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    def _unlink_if_expired(self, path: Path, limit: int) -> bool:
+        with self._lock(path):
+            try:
+                with open(path, "rb") as file:
+                    expires = int(file.read(_EXPIRES_LINE))
+                if expires and expires <= limit:
+                    os.unlink(path)
+                    return True
+            except (OSError, ValueError):
+                pass
+        return False
+
+    def remove_expired(self, ident: Identity, now: datetime) -> None:
+        self._unlink_if_expired(self._path(ident), _to_micros(now))
+
+    def set_expires(self, ident: Identity, old: datetime | None, new: datetime) -> bool:
+        path = self._path(ident)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            with self._lock(path):
+                current = int(os.pread(fd, _EXPIRES_LINE, 0))
+                expected = _to_micros(old) if old is not None else 0
+                if current != expected:
+                    return False
+                os.pwrite(fd, b"%020d" % _to_micros(new), 0)
+            return True
+        finally:
+            os.close(fd)
+
+    # multipart
+
+    def _upload_dir(self, ident: Identity, upload_id: str) -> Path:
+        if len(upload_id) != 32 or not all(c in "0123456789abcdef" for c in upload_id):
+            raise UploadNotFound(upload_id)
+        folder = self._uploads / upload_id
+        try:
+            owner = (folder / "ident").read_text("ascii")
+        except FileNotFoundError:
+            raise UploadNotFound(upload_id) from None
+        if owner != ident.digest():
+            raise UploadNotFound(upload_id)
+        return folder
+
+    def create_upload(self, ident: Identity, meta: ObjectMeta) -> str:
+        upload_id = uuid.uuid4().hex
+        folder = self._uploads / upload_id
+        folder.mkdir()
+        (folder / "meta").write_bytes(self._header(ident, meta))
+        (folder / "ident").write_text(ident.digest(), "ascii")
+        return upload_id
+
+    def part_writer(self, ident: Identity, upload_id: str, part_number: int) -> tuple[Writer, str]:
+        folder = self._upload_dir(ident, upload_id)
+        etag = _new_etag(part_number)
+        header = etag.encode("ascii") + b"\n"
+        return _FileWriter(folder / f"{part_number}.part", header, self._fsync, None), etag
+
+    def list_parts(self, ident: Identity, upload_id: str) -> list[PartInfo]:
+        folder = self._upload_dir(ident, upload_id)
+        parts: list[PartInfo] = []
+        for path in folder.glob("*.part"):
+            try:
+                with open(path, "rb") as file:
+                    etag = file.readline()
+                    stat = os.fstat(file.fileno())
+            except FileNotFoundError:
+                continue
+            parts.append(
+                PartInfo(
+                    int(path.stem),
+                    etag.decode("ascii").rstrip("\n"),
+                    stat.st_size - len(etag),
+                    datetime.fromtimestamp(stat.st_mtime, UTC),
+                )
+            )
+        parts.sort(key=lambda p: p.part_number)
+        return parts
+
+    def upload_meta(self, ident: Identity, upload_id: str) -> ObjectMeta:
+        folder = self._upload_dir(ident, upload_id)
+        with open(folder / "meta", "rb") as file:
+            expires = int(file.read(_EXPIRES_LINE))
+            return ObjectMeta.from_json(json.loads(file.readline()), expires)
+
+    def read_part(self, ident: Identity, upload_id: str, part_number: int) -> Iterator[bytes]:
+        folder = self._upload_dir(ident, upload_id)
+        with open(folder / f"{part_number}.part", "rb", buffering=0) as file:
+            file.readline()
+            while block := file.read(CHUNK):
+                yield block
+
+    def abort_upload(self, ident: Identity, upload_id: str) -> None:
+        try:
+            folder = self._upload_dir(ident, upload_id)
+        except UploadNotFound:
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def sweep(self, now: datetime) -> int:
+        limit = _to_micros(now)
+        removed = 0
+        for path in self._objects.glob("*/*"):
+            if not path.name.startswith(".") and self._unlink_if_expired(path, limit):
+                removed += 1
+        return removed
+
+    def close(self) -> None:
+        pass
