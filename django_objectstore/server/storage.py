@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _EXPIRES_LINE = 21  # 20 digits + "\n"
 CHUNK = 1024 * 1024
 
@@ -93,7 +94,7 @@ class ObjectMeta:
             "content_type": self.content_type,
             "compression": self.compression,
             "expiration": self.expiration,
-            "duration_us": None if self.duration is None else self.duration // timedelta(microseconds=1),
+            "duration_us": None if self.duration is None else self.duration // _MICROSECOND,
             "time_created": _to_micros(self.time_created),
             "origin": self.origin,
             "filename": self.filename,
