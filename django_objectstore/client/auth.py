@@ -26,6 +26,8 @@ __all__ = ["Permission", "SecretKey", "TokenGenerator", "TokenProvider"]
 _REUSE_WHILE_REMAINING: Final = 0.25
 # Distinct (usecase, scope, permissions, expiry) entries kept per key.
 _MAX_CACHED_TOKENS: Final = 4096
+# Clock for token reuse (a seam for tests).
+_monotonic = time.monotonic
 
 
 class Permission(StrEnum):
@@ -159,7 +161,7 @@ class SecretKey:
         resolved = self._check_permissions(permissions)
         expiry = self.expiry_seconds if expiry_seconds is None else expiry_seconds
         cache_key = (usecase, str(scope), tuple(str(p) for p in resolved), expiry)
-        now = time.monotonic()
+        now = _monotonic()
         cached = self._tokens.get(cache_key)
         if cached is not None and now < cached[1]:
             return cached[0]

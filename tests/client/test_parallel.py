@@ -1,0 +1,468 @@
+"""Parallel multipart puts, concurrency, token reuse and failure paths."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zstandard
+
+from django_objectstore.client import (
+    Client,
+    ObjectstoreConnectionError,
+    RequestError,
+    SecretKey,
+    Usecase,
+    auth,
+)
+from django_objectstore.client.multipart import MultipartUpload
+from django_objectstore.server import LocalServer
+
+from .conftest import PRIVATE_PEM
+
+KIB = 1024
+
+
+class Recorder:
+    """A metrics backend that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float, dict[str, str]]] = []
+        self.lock = threading.Lock()
+
+    def increment(self, name: str, value: float = 1, tags: Any = None) -> None:
+        raise AssertionError("not used by the client")
+
+    def gauge(self, name: str, value: float, tags: Any = None) -> None:
+        raise AssertionError("not used by the client")
+
+    def distribution(self, name: str, value: float, tags: Any = None, unit: Any = None) -> None:
+        with self.lock:
+            self.calls.append((name, value, dict(tags or {})))
+
+
+class PartSpy:
+    """Counts multipart requests without changing them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.parts = 0
+        self.aborts = 0
+        self.completes = 0
+        self.lock = threading.Lock()
+        put_part, abort, complete = (
+            MultipartUpload.put_part,
+            MultipartUpload.abort,
+            MultipartUpload.complete,
+        )
+
+        def counting_put_part(upload: MultipartUpload, *args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                self.parts += 1
+            return put_part(upload, *args, **kwargs)
+
+        def counting_abort(upload: MultipartUpload) -> None:
+            self.aborts += 1
+            abort(upload)
+
+        def counting_complete(upload: MultipartUpload, parts: Any) -> str:
+            self.completes += 1
+            return complete(upload, parts)
+
+        monkeypatch.setattr(MultipartUpload, "put_part", counting_put_part)
+        monkeypatch.setattr(MultipartUpload, "abort", counting_abort)
+        monkeypatch.setattr(MultipartUpload, "complete", counting_complete)
+
+
+@pytest.fixture
+def small_parts(server: LocalServer, secret_key: SecretKey) -> Iterator[Client]:
+    """A client whose parallel-upload threshold is tiny, so tests stay small."""
+    with Client(
+        server.url,
+        token=secret_key,
+        multipart_threshold=256 * KIB,
+        multipart_part_size=64 * KIB,
+        multipart_workers=3,
+    ) as made:
+        yield made
+
+
+def payload(size: int) -> bytes:
+    return (os.urandom(1000) + bytes(3000)) * (size // 4000) + os.urandom(size % 4000)
+
+
+@pytest.mark.parametrize("compress", ["zstd", "none"])
+def test_large_put_goes_multipart_with_identical_result(
+    small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch, compress: str
+) -> None:
+    spy = PartSpy(monkeypatch)
+    session = small_parts.session(Usecase("test"), org=org)
+    data = payload(1000 * KIB + 123)
+    key = session.put(
+        io.BytesIO(data),
+        key="big",
+        compress=compress,  # type: ignore[arg-type]
+        content_type="text/csv",
+        metadata={"k": "v"},
+        filename="big.csv",
+    )
+    assert key == "big"
+    assert (spy.parts, spy.completes, spy.aborts) == (16, 1, 0)  # ceil(1000.1 KiB / 64 KiB)
+    got = session.get(key)
+    assert got is not None
+    with got.payload as stream:
+        assert stream.read() == data
+    meta = session.head(key)
+    assert meta is not None
+    assert (meta.content_type, meta.custom, meta.filename) == ("text/csv", {"k": "v"}, "big.csv")
+    assert meta.compression == (None if compress == "none" else "zstd")
+
+
+def test_threshold_boundaries_and_knobs(
+    small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = PartSpy(monkeypatch)
+    session = small_parts.session(Usecase("test"), org=org)
+    session.put(payload(256 * KIB - 1))  # below: one request
+    assert spy.parts == 0
+    session.put(payload(256 * KIB))  # at the threshold: parts
+    assert spy.parts == 4
+    session.put(payload(300 * KIB), multipart_threshold="none")
+    assert spy.parts == 4
+    session.put(payload(100 * KIB), multipart_threshold=1)
+    assert spy.parts == 6
+    off = small_parts.session(Usecase("test", multipart_threshold="none"), org=org)
+    off.put(payload(300 * KIB))
+    assert spy.parts == 6
+    lowered = small_parts.session(Usecase("test", multipart_threshold=10), org=org)
+    lowered.put(b"x" * 100)
+    assert spy.parts == 7
+    # Unknown size (a generator): always one streamed request.
+    session.put(iter([payload(300 * KIB)]))
+    assert spy.parts == 7
+
+
+def test_default_threshold_is_64_mib(client: Client, org: int) -> None:
+    session = client.session(Usecase("test"), org=org)
+    assert session._multipart_threshold == 64 * 1024 * KIB
+
+
+def test_multipart_put_metrics(server: LocalServer, secret_key: SecretKey, org: int) -> None:
+    recorder = Recorder()
+    with Client(
+        server.url,
+        token=secret_key,
+        metrics_backend=recorder,
+        multipart_threshold=64 * KIB,
+        multipart_part_size=16 * KIB,
+    ) as client:
+        session = client.session(Usecase("test"), org=org)
+        session.put(bytes(100 * KIB))
+        session.put(bytes(10 * KIB))
+    sizes = [(v, t) for n, v, t in recorder.calls if n == "storage.put.size"]
+    assert (100 * KIB, {"usecase": "test", "compression": "none"}) in sizes
+    assert (10 * KIB, {"usecase": "test", "compression": "none"}) in sizes
+    assert any(t.get("compression") == "zstd" and v < 10 * KIB for v, t in sizes)
+    names = {n for n, _, _ in recorder.calls}
+    assert {
+        "storage.put.latency",
+        "storage.put.compression_ratio",
+        "storage.put.throughput",
+        "storage.put.inverse_throughput",
+        "storage.multipart.initiate.latency",
+        "storage.multipart.put_part.size",
+        "storage.multipart.complete.latency",
+    } <= names
+
+
+class FailingReader(io.RawIOBase):
+    """A seekable source that breaks after ``fail_at`` bytes (a real I/O fault)."""
+
+    def __init__(self, size: int, fail_at: int) -> None:
+        self.size, self.fail_at, self.pos = size, fail_at, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
+        return self.pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self.pos >= self.fail_at:
+            raise OSError("disk on fire")
+        count = min(len(buffer), self.size - self.pos)
+        buffer[:count] = b"a" * count
+        self.pos += count
+        return count
+
+
+def test_source_failure_aborts_the_upload(
+    small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = PartSpy(monkeypatch)
+    session = small_parts.session(Usecase("test"), org=org)
+    with pytest.raises(OSError, match="disk on fire"):
+        session.put(FailingReader(1024 * KIB, 500 * KIB), key="never")
+    assert (spy.aborts, spy.completes) == (1, 0)
+    assert session.get("never") is None
+
+
+def test_part_failure_aborts_the_upload(
+    small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the server cannot be told to fail one part on demand."""
+    spy = PartSpy(monkeypatch)
+    counting = MultipartUpload.put_part
+
+    def flaky(upload: MultipartUpload, contents: Any, *, part_number: int, **kw: Any) -> Any:
+        if part_number == 5:
+            raise RequestError("Objectstore request failed with status 503", 503, "busy")
+        return counting(upload, contents, part_number=part_number, **kw)
+
+    monkeypatch.setattr(MultipartUpload, "put_part", flaky)
+    session = small_parts.session(Usecase("test"), org=org)
+    with pytest.raises(RequestError) as info:
+        session.put(payload(1024 * KIB), key="never")
+    assert info.value.status == 503
+    assert (spy.aborts, spy.completes) == (1, 0)
+    assert session.get("never") is None
+
+
+def test_complete_failure_aborts(
+    small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = PartSpy(monkeypatch)
+    real_put_part = MultipartUpload.put_part
+
+    def wrong_etag(upload: MultipartUpload, *args: Any, **kwargs: Any) -> Any:
+        part = real_put_part(upload, *args, **kwargs)
+        part.etag = "tampered"
+        return part
+
+    monkeypatch.setattr(MultipartUpload, "put_part", wrong_etag)
+    session = small_parts.session(Usecase("test"), org=org)
+    with pytest.raises(RequestError, match="completion failed"):
+        session.put(payload(512 * KIB), key="never")
+    assert spy.aborts == 1
+    assert session.get("never") is None
+
+
+def test_one_client_shared_by_16_threads(client: Client, org: int) -> None:
+    session = client.session(Usecase("test"), org=org)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(16)
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait()
+            for round_ in range(10):
+                data = f"{index}-{round_}-".encode() * (100 * (round_ + 1))
+                key = session.put(
+                    data, key=f"t{index}/{round_}", compress="zstd" if index % 2 else "none"
+                )
+                got = session.get(key)
+                assert got is not None
+                with got.payload as stream:
+                    assert stream.read() == data
+                assert session.head(key) is not None
+                session.delete(key)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_token_is_signed_once_and_reused(
+    server: LocalServer, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[object] = []
+    signed: list[bytes] = []
+    real_load = auth.load_pem_private_key
+
+    class CountingKey:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def sign(self, data: bytes) -> bytes:
+            signed.append(data)
+            return self.inner.sign(data)  # type: ignore[no-any-return]
+
+    def counting_load(*args: Any, **kwargs: Any) -> Any:
+        parsed.append(args)
+        return CountingKey(real_load(*args, **kwargs))
+
+    monkeypatch.setattr(auth, "Ed25519PrivateKey", CountingKey)
+
+    monkeypatch.setattr(auth, "load_pem_private_key", counting_load)
+    now = [1000.0]
+    monkeypatch.setattr(auth, "_monotonic", lambda: now[0])
+    key = SecretKey("test_kid", PRIVATE_PEM)
+    with Client(server.url, token=key) as client:
+        session = client.session(Usecase("test"), org=org)
+        tokens = {session._request_headers()["x-os-auth"] for _ in range(50)}
+        session.put(b"x")
+        assert len(tokens) == 1
+        assert len(signed) == 1
+        now[0] += 40  # still more than a quarter of the 60 s left
+        assert session._request_headers()["x-os-auth"] in tokens
+        assert len(signed) == 1
+        now[0] += 10  # 50 s in: renewed
+        session._request_headers()
+        assert len(signed) == 2
+        other = client.session(Usecase("test"), org=org + 1)
+        assert other._request_headers()["x-os-auth"] not in tokens
+        session.presigned_object_url("GET", "k")
+        assert len(signed) == 4
+    assert len(parsed) == 1  # the PEM was parsed once
+
+
+def test_token_cache_is_thread_safe(secret_key: SecretKey) -> None:
+    from django_objectstore.client.scope import Scope
+
+    results: set[str] = set()
+    lock = threading.Lock()
+
+    def grab() -> None:
+        for _ in range(200):
+            token = secret_key.cached_token_for_scope("test", Scope(org=1))
+            with lock:
+                results.add(token)
+
+    threads = [threading.Thread(target=grab) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 1
+
+
+def test_connection_refused_is_reported(secret_key: SecretKey) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Client(f"http://127.0.0.1:{port}", token=secret_key, retries=0) as client:
+        session = client.session(Usecase("test"), org=1)
+        with pytest.raises(ObjectstoreConnectionError) as info:
+            session.get("k")
+        assert info.value.status is None
+        assert "failed without a response" in str(info.value)
+        with pytest.raises(RequestError):
+            session.put(b"x" * 10)
+        with pytest.raises(ObjectstoreConnectionError):
+            session.put(iter([b"streamed"]))
+
+
+def test_server_gone_mid_session(secret_key: SecretKey, org: int) -> None:
+    keys_server = LocalServer(storage="memory")
+    keys_server.start()
+    client = Client(keys_server.url, retries=1)
+    try:
+        session = client.session(Usecase("test"), org=org)
+        key = session.put(b"before")
+        keys_server.stop()
+        with pytest.raises(ObjectstoreConnectionError):
+            session.get(key)
+    finally:
+        client.close()
+        keys_server.stop()
+
+
+class _ErrorServer(threading.Thread):
+    """Answers every request with one canned response (5xx bodies cannot be
+    produced by the real server on demand)."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.05)
+        self.stopping = threading.Event()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.response = (
+            f"HTTP/1.1 {status} Oops\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        data += conn.recv(65536)
+                    conn.sendall(self.response)
+                except OSError:
+                    pass
+
+
+def test_5xx_body_is_surfaced() -> None:
+    fake = _ErrorServer(500, b"service error: backend exploded")
+    fake.start()
+    try:
+        with Client(fake.url) as client:
+            session = client.session(Usecase("test"), org=1)
+            for call in (
+                lambda: session.get("k"),
+                lambda: session.head("k"),
+                lambda: session.delete("k"),
+                lambda: session.put(b"x"),
+            ):
+                with pytest.raises(RequestError) as info:
+                    call()
+                assert info.value.status == 500
+                if info.value.response:  # HEAD responses carry no body
+                    assert info.value.response == "service error: backend exploded"
+                    assert "backend exploded" in str(info.value)
+    finally:
+        fake.stopping.set()
+        fake.join(timeout=5)
+        fake.sock.close()
+
+
+def test_decompression_reads_across_many_frames(small_parts: Client, org: int) -> None:
+    session = small_parts.session(Usecase("test"), org=org)
+    data = payload(2048 * KIB)
+    key = session.put(data)
+    raw = session.get(key, decompress=False)
+    assert raw is not None
+    with raw.payload as stream:
+        stored = stream.read()
+    frames = 0
+    reader = zstandard.ZstdDecompressor()
+    position = 0
+    while position < len(stored):
+        frame_size = zstandard.frame_content_size(stored[position:])
+        assert frame_size > 0
+        chunk = reader.decompressobj()
+        chunk.decompress(stored[position:])
+        position += len(stored[position:]) - len(chunk.unused_data)
+        frames += 1
+    assert frames == 32
+    got = session.get(key)
+    assert got is not None
+    with got.payload as stream:
+        assert stream.read() == data
