@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from django_objectstore._protocol import parse_scopes
 from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.service import (
+    REASONS,
     SERVER_HEADER,
     SHUTDOWN_MARKER,
     ClientError,
@@ -40,26 +41,6 @@ _DRAIN_LIMIT = 64 * 1024 * 1024
 _COMPLETE_LIMIT = 2 * 1024 * 1024
 _BATCH_LIMIT = 1024 * 1024 * 1024
 _MAX_PART_NUMBER = 2**32 - 1
-_REASONS = {
-    200: "OK",
-    201: "Created",
-    204: "No Content",
-    206: "Partial Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Payload Too Large",
-    415: "Unsupported Media Type",
-    416: "Range Not Satisfiable",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-}
 _USECASE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _REDACTED = frozenset({"os_auth", "os_sig"})
 
@@ -349,7 +330,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _head(self, status: int, headers: Iterable[tuple[str, str]]) -> bytes:
         self._status = status
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
+        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
         lines.append(f"server: {SERVER_HEADER}")
         lines.append(f"date: {self.date_time_string()}")
         for name, value in headers:

@@ -34,7 +34,7 @@ from django_objectstore.server.auth import KeyDirectory
 from django_objectstore.server.config import UsecasePolicy
 from django_objectstore.server.storage import Backend, Identity, ObjectMeta, StoredObject
 
-__all__ = ["VERSION", "ClientError", "Service", "disposition", "meta_from_headers"]
+__all__ = ["REASONS", "VERSION", "ClientError", "Service", "disposition", "meta_from_headers"]
 
 #: Reported in ``Server`` headers and by ``version``: upstream's server crate version.
 VERSION = "0.1.0"
@@ -48,6 +48,28 @@ _MEDIA_TYPE = re.compile(
     rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"(?:[^\"\\]|\\.)*\"))*[ \t]*"
 )
 _HEADER_NAME = re.compile(_TOKEN)
+
+#: Reason phrases as upstream (hyper) writes them.
+REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    206: "Partial Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
 
 
 class ClientError(Exception):
