@@ -1,0 +1,288 @@
+"""System checks for ``OBJECTSTORE`` (run by ``manage.py check`` and on startup).
+
+Errors (the setting cannot work):
+
+* ``E001`` OBJECTSTORE missing or not a dict
+* ``E002`` URL missing or malformed; ``E003`` PUBLIC_URL malformed
+* ``E004`` unknown top-level keys
+* ``E005`` bad TOKEN configuration; ``E006`` unreadable or invalid key file
+* ``E007`` bad RETRIES / TIMEOUT_MS / CONNECTION_KWARGS / URL_EXPIRY_SECONDS
+* ``E008`` METRICS_BACKEND / DOWNLOAD_PERMISSION cannot be imported
+* ``E009`` USECASES malformed (not a dict, bad usecase name, unknown keys)
+* ``E010`` bad COMPRESSION; ``E011`` bad EXPIRATION; ``E012`` bad SCOPE
+* ``E013`` a model field names a usecase that is not configured
+
+Warnings (works, but risky):
+
+* ``W001`` a usecase without an expiration policy (objects live forever)
+* ``W002`` TOKEN is a fixed JWT string (it expires; URLs cannot be signed)
+* ``W003`` no TOKEN for a non-loopback URL (only works with auth disabled)
+* ``W004`` token EXPIRY_SECONDS above one hour (long-lived bearer tokens)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from django_objectstore.conf import (
+    COMPRESSIONS,
+    DEFAULTS,
+    KNOWN_KEYS,
+    USECASE_KEYS,
+    parse_expiration_setting,
+    validate_url,
+)
+
+__all__ = ["CHECK_IDS", "check_fields", "check_settings"]
+
+CHECK_IDS = tuple(f"django_objectstore.E{n:03d}" for n in range(1, 14)) + tuple(
+    f"django_objectstore.W{n:03d}" for n in range(1, 5)
+)
+_USECASE_NAME = re.compile(r"[A-Za-z0-9_-]{3,64}")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _e(n: int, msg: str, hint: str | None = None, obj: Any = None) -> Error:
+    return Error(msg, hint=hint, obj=obj, id=f"django_objectstore.E{n:03d}")
+
+
+def _w(n: int, msg: str, hint: str | None = None) -> Warning:
+    return Warning(msg, hint=hint, id=f"django_objectstore.W{n:03d}")
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    conf = getattr(settings, "OBJECTSTORE", None)
+    if conf is None:
+        return [
+            _e(
+                1,
+                "The OBJECTSTORE setting is missing.",
+                "Add OBJECTSTORE = {'URL': 'http://127.0.0.1:8888', 'USECASES': {...}}.",
+            )
+        ]
+    if not isinstance(conf, Mapping):
+        return [_e(1, f"OBJECTSTORE must be a dict, got {type(conf).__name__}.")]
+    errors: list[CheckMessage] = []
+    for key, number in (("URL", 2), ("PUBLIC_URL", 3)):
+        if key == "PUBLIC_URL" and conf.get(key) is None:
+            continue
+        try:
+            validate_url(conf.get(key), key)
+        except ImproperlyConfigured as exc:
+            errors.append(_e(number, str(exc)))
+    unknown = set(conf) - KNOWN_KEYS
+    if unknown:
+        errors.append(
+            _e(
+                4,
+                f"Unknown key(s) in OBJECTSTORE: {', '.join(sorted(map(str, unknown)))}.",
+                f"Known keys: {', '.join(sorted(KNOWN_KEYS))}.",
+            )
+        )
+    errors += _check_token(conf)
+    errors += _check_numbers(conf)
+    for key in ("METRICS_BACKEND", "DOWNLOAD_PERMISSION"):
+        value = conf.get(key)
+        if isinstance(value, str):
+            try:
+                import_string(value)
+            except ImportError as exc:
+                errors.append(_e(8, f"OBJECTSTORE[{key!r}] = {value!r} cannot be imported: {exc}"))
+        elif value is not None and not callable(value):
+            errors.append(_e(8, f"OBJECTSTORE[{key!r}] must be a dotted path or a callable."))
+    errors += _check_usecases(conf.get("USECASES", DEFAULTS["USECASES"]))
+    return errors
+
+
+def _check_token(conf: Mapping[str, Any]) -> list[CheckMessage]:
+    from django_objectstore.factory import build_token
+
+    token = conf.get("TOKEN")
+    errors: list[CheckMessage] = []
+    if token is None:
+        host = urlsplit(str(conf.get("URL", ""))).hostname
+        if host and host not in _LOOPBACK:
+            errors.append(
+                _w(
+                    3,
+                    f"OBJECTSTORE has no TOKEN but URL points at {host!r}.",
+                    "Requests only succeed if that server does not enforce auth; configure "
+                    "TOKEN with KID and SECRET_KEY_FILE.",
+                )
+            )
+        return errors
+    try:
+        build_token(token)
+    except ImproperlyConfigured as exc:
+        unreadable = "SECRET_KEY" in str(exc) and (
+            "cannot be read" in str(exc) or "PEM" in str(exc) or "Ed25519" in str(exc)
+        )
+        errors.append(_e(6 if unreadable else 5, str(exc)))
+        return errors
+    if isinstance(token, str):
+        errors.append(
+            _w(
+                2,
+                "OBJECTSTORE['TOKEN'] is a fixed JWT string.",
+                "It stops working when it expires, and url() cannot pre-sign URLs with it; "
+                "prefer a dict with KID and SECRET_KEY_FILE.",
+            )
+        )
+    elif isinstance(token, Mapping) and int(token.get("EXPIRY_SECONDS", 60)) > 3600:
+        errors.append(
+            _w(
+                4,
+                f"OBJECTSTORE['TOKEN']['EXPIRY_SECONDS'] = {token['EXPIRY_SECONDS']} "
+                "(more than an hour).",
+                "Long-lived bearer tokens are dangerous if they leak; tokens are reused "
+                "for most of their lifetime anyway, so 60-300 seconds costs nothing.",
+            )
+        )
+    return errors
+
+
+def _check_numbers(conf: Mapping[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    retries = conf.get("RETRIES", DEFAULTS["RETRIES"])
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        errors.append(_e(7, f"OBJECTSTORE['RETRIES'] must be an int >= 0, got {retries!r}."))
+    timeout = conf.get("TIMEOUT_MS")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        errors.append(
+            _e(7, f"OBJECTSTORE['TIMEOUT_MS'] must be None or a positive number, got {timeout!r}.")
+        )
+    kwargs = conf.get("CONNECTION_KWARGS", {})
+    if not isinstance(kwargs, Mapping):
+        errors.append(_e(7, f"OBJECTSTORE['CONNECTION_KWARGS'] must be a dict, got {kwargs!r}."))
+    expiry = conf.get("URL_EXPIRY_SECONDS", DEFAULTS["URL_EXPIRY_SECONDS"])
+    if isinstance(expiry, bool) or not isinstance(expiry, int) or not 0 < expiry <= 604800:
+        errors.append(
+            _e(
+                7,
+                f"OBJECTSTORE['URL_EXPIRY_SECONDS'] must be an int from 1 to 604800 (7 days), "
+                f"got {expiry!r}.",
+            )
+        )
+    return errors
+
+
+def _check_usecases(usecases: object) -> list[CheckMessage]:
+    if not isinstance(usecases, Mapping):
+        return [_e(9, f"OBJECTSTORE['USECASES'] must be a dict, got {usecases!r}.")]
+    errors: list[CheckMessage] = []
+    for name, options in usecases.items():
+        where = f"OBJECTSTORE['USECASES'][{name!r}]"
+        if not isinstance(name, str) or not _USECASE_NAME.fullmatch(name):
+            errors.append(
+                _e(9, f"Usecase name {name!r} must be 3-64 characters from A-Z a-z 0-9 _ -.")
+            )
+            continue
+        if options is None:
+            options = {}
+        if not isinstance(options, Mapping):
+            errors.append(_e(9, f"{where} must be a dict of options, got {options!r}."))
+            continue
+        unknown = set(options) - USECASE_KEYS
+        if unknown:
+            errors.append(
+                _e(
+                    9,
+                    f"Unknown key(s) in {where}: {', '.join(sorted(map(str, unknown)))}.",
+                    f"Known keys: {', '.join(sorted(USECASE_KEYS))}.",
+                )
+            )
+        compression = options.get("COMPRESSION", "zstd")
+        if compression not in COMPRESSIONS:
+            errors.append(
+                _e(10, f"{where}['COMPRESSION'] = {compression!r}; use 'zstd' or 'none'.")
+            )
+        if "EXPIRATION" not in options:
+            errors.append(
+                _w(
+                    1,
+                    f"Usecase {name!r} has no EXPIRATION: its objects never expire.",
+                    "Set EXPIRATION to e.g. 'tti:30d' or 'ttl:90d', or to 'manual' to keep "
+                    "objects until they are deleted.",
+                )
+            )
+        else:
+            try:
+                parse_expiration_setting(options["EXPIRATION"], name)
+            except ImproperlyConfigured as exc:
+                errors.append(_e(11, str(exc)))
+        errors += _check_scope(options.get("SCOPE"), where)
+    return errors
+
+
+def _check_scope(scope: object, where: str) -> list[CheckMessage]:
+    if scope is None or callable(scope):
+        return []
+    if not isinstance(scope, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) and k and v for k, v in scope.items()
+    ):
+        return [
+            _e(
+                12,
+                f"{where}['SCOPE'] must map scope names to model attribute paths, got {scope!r}.",
+                "Example: {'org': 'organization_id', 'project': 'project.id'}.",
+            )
+        ]
+    from django_objectstore._protocol import invalid_scope_char
+
+    for name in scope:
+        bad = invalid_scope_char(name)
+        if bad is not None:
+            return [_e(12, f"{where}['SCOPE'] name {name!r} contains {bad!r}.")]
+    return []
+
+
+@register(Tags.models)
+def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from django_objectstore.fields import ObjectstoreFieldMixin
+
+    conf = getattr(settings, "OBJECTSTORE", None)
+    usecases = conf.get("USECASES", {}) if isinstance(conf, Mapping) else {}
+    if not isinstance(usecases, Mapping):
+        return []
+    configs = app_configs if app_configs is not None else apps.get_app_configs()
+    errors: list[CheckMessage] = []
+    for config in configs:
+        for model in config.get_models():
+            for field in model._meta.get_fields():
+                if not isinstance(field, ObjectstoreFieldMixin):
+                    continue
+                usecase = field.usecase
+                if usecase is None:
+                    if len(usecases) != 1:
+                        errors.append(
+                            _e(
+                                13,
+                                f"{model._meta.label}.{field.name} has no usecase and "
+                                f"OBJECTSTORE['USECASES'] has {len(usecases)} entries.",
+                                "Pass usecase='...' to the field.",
+                                obj=field,
+                            )
+                        )
+                elif usecase not in usecases:
+                    errors.append(
+                        _e(
+                            13,
+                            f"{model._meta.label}.{field.name} uses usecase {usecase!r}, which "
+                            "is not in OBJECTSTORE['USECASES'].",
+                            f"Add {usecase!r} to OBJECTSTORE['USECASES'].",
+                            obj=field,
+                        )
+                    )
+    return errors
