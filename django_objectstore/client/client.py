@@ -59,6 +59,8 @@ __all__ = [
     "DEFAULT_MULTIPART_PART_SIZE",
     "DEFAULT_MULTIPART_THRESHOLD",
     "DEFAULT_MULTIPART_WORKERS",
+    "PARAM_AUTH",
+    "USER_AGENT",
     "Client",
     "GetResponse",
     "RangeResponse",
@@ -78,8 +80,10 @@ DEFAULT_MULTIPART_WORKERS: Final = 4
 # Connections kept per client; the official client keeps one, which makes
 # every concurrent request beyond the first open and drop a connection.
 _DEFAULT_POOL_MAXSIZE: Final = 16
-_PARAM_AUTH: Final = "os_auth"
-_USER_AGENT: Final = f"django-objectstore/{__version__}"
+#: Query parameter carrying a token in ``object_url(..., token_validity=...)``.
+PARAM_AUTH: Final = "os_auth"
+#: Sent as ``User-Agent`` unless ``connection_kwargs["headers"]`` overrides it.
+USER_AGENT: Final = f"django-objectstore/{__version__}"
 _USECASE_CHARS: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 )
@@ -234,7 +238,7 @@ class Client:
         }
         if connection_kwargs:
             kwargs.update(connection_kwargs)
-        headers = HTTPHeaderDict({"User-Agent": _USER_AGENT})
+        headers = HTTPHeaderDict({"User-Agent": USER_AGENT})
         headers.update(kwargs.get("headers") or {})
         kwargs["headers"] = headers
         self._pool: HTTPConnectionPool = urllib3.connectionpool.connection_from_url(
@@ -431,7 +435,7 @@ class Session:
             permissions=[Permission.OBJECT_READ],
             expiry_seconds=math.ceil(token_validity.total_seconds()),
         )
-        return f"{url}?{_PARAM_AUTH}={token}"
+        return f"{url}?{PARAM_AUTH}={token}"
 
     def presigned_object_url(
         self,
