@@ -110,6 +110,14 @@ class LocalServer:
         finally:
             self.stop()
 
+    def request_stop(self) -> None:
+        """Ask ``serve_forever``/``wait`` to return (safe from signal handlers)."""
+        self._stopping.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until ``request_stop()``/``stop()``; True when stopping."""
+        return self._stopping.wait(timeout)
+
     def _sweep_loop(self) -> None:
         assert self._sweep_interval is not None
         while not self._stopping.wait(self._sweep_interval):
