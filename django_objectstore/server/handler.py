@@ -169,6 +169,18 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors found by the stdlib parser (bad request line, too many
+        headers, ...): a plain-text response, and the connection closes."""
+        self.close_connection = True
+        body = (message or REASONS.get(code, "Error")).encode("latin-1", "replace")
+        head = self._head(
+            code,
+            [("content-type", "text/plain; charset=utf-8"), ("content-length", str(len(body)))],
+        )
+        with contextlib.suppress(OSError):
+            self.wfile.write(head + body)
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self._status = int(code) if str(code).isdigit() else 0
 
