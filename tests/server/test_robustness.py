@@ -31,7 +31,7 @@ def read_all(sock: socket.socket) -> bytes:
 
 
 def temp_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*.tmp")]
+    return list(root.rglob("*.tmp"))
 
 
 def wait_for(predicate: object, timeout: float = 5.0) -> bool:
