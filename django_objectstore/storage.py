@@ -414,7 +414,8 @@ class ObjectstoreStorage(Storage):
         where = f"{name!r} in usecase {self.usecase!r}"
         if status == 404:
             raise FileNotFoundError(f"Objectstore has no object {where}.") from exc
-        if status in (401, 403):
+        body = str(getattr(exc, "response", "") or "")
+        if status in (401, 403) or (status == 400 and "auth error" in body):
             raise PermissionError(
                 f"Objectstore refused access to {where} (HTTP {status}); check "
                 "OBJECTSTORE['TOKEN'] and the key's permissions on the server."

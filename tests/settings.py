@@ -40,4 +40,14 @@ TEMPLATES = [
 ]
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-OBJECTSTORE = {"URL": "http://127.0.0.1:9", "USECASES": {"attachments": {}}}
+# Tests point URL and TOKEN at a local server (django_objectstore.testing);
+# port 9 (discard) makes any test that forgot to do so fail fast.
+OBJECTSTORE = {
+    "URL": "http://127.0.0.1:9",
+    "USECASES": {
+        "attachments": {"COMPRESSION": "zstd", "EXPIRATION": "tti:30d"},
+        "plain": {"COMPRESSION": "none", "EXPIRATION": "ttl:1d"},
+        "images": {"COMPRESSION": "none", "EXPIRATION": "manual"},
+        "notes": {"EXPIRATION": "manual", "SCOPE": {"org": "org_id"}},
+    },
+}

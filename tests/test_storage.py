@@ -1,0 +1,469 @@
+"""ObjectstoreStorage against the local server: a contract suite modelled on
+Django's tests/file_storage (see docs/django-storage-contract.md §4.2)."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import threading
+import urllib.request
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import Storage, storages
+from django.core.files.uploadedfile import (
+    InMemoryUploadedFile,
+    SimpleUploadedFile,
+    TemporaryUploadedFile,
+)
+from django.test import override_settings
+
+from django_objectstore import factory
+from django_objectstore.storage import SIZE_METADATA_KEY, ObjectstoreStorage
+from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("objectstore")
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a3a8e4d30000000049454e44ae426082"
+)
+
+
+def fetch(url: str) -> tuple[int, bytes, dict[str, str]]:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback only
+        return response.status, response.read(), dict(response.headers)
+
+
+@pytest.fixture(params=["attachments", "plain"])
+def storage(request: pytest.FixtureRequest) -> ObjectstoreStorage:
+    """Both a zstd usecase and an uncompressed one."""
+    return ObjectstoreStorage(request.param)
+
+
+# -- construction, deconstruction, pickling --------------------------------
+
+
+def test_init_does_no_io_and_needs_no_arguments() -> None:
+    with override_settings(OBJECTSTORE={"URL": "http://127.0.0.1:9", "USECASES": {"one": {}}}):
+        storage = ObjectstoreStorage()
+        assert storage.usecase == "one"
+        factory.reset()
+        ObjectstoreStorage("attachments", scope={"org": 1})
+        assert factory._client is None
+
+
+def test_no_len_or_bool_so_fields_never_replace_it() -> None:
+    assert not hasattr(ObjectstoreStorage, "__len__")
+    assert not hasattr(ObjectstoreStorage, "__bool__")
+    assert isinstance(ObjectstoreStorage("plain"), Storage)
+
+
+def test_deconstruct_has_only_options() -> None:
+    storage = ObjectstoreStorage("plain", scope={"org": 1}, key_from_name=True)
+    path, args, kwargs = storage.deconstruct()
+    assert path == "django_objectstore.storage.ObjectstoreStorage"
+    assert args == ("plain",)
+    assert kwargs == {"scope": {"org": 1}, "key_from_name": True}
+
+
+def test_pickles_without_secrets(objectstore_server) -> None:  # noqa: F811
+    storage = ObjectstoreStorage("plain")
+    name = storage.save("a.txt", ContentFile(b"x"))
+    data = pickle.dumps(storage)
+    assert objectstore_server.private_key_pem.encode() not in data
+    assert b"PRIVATE" not in data
+    clone = pickle.loads(data)
+    assert clone.open(name).read() == b"x"
+
+
+def test_bad_options_are_improperly_configured() -> None:
+    with pytest.raises(ImproperlyConfigured, match="url_strategy"):
+        ObjectstoreStorage("plain", url_strategy="bogus")
+    with pytest.raises(ImproperlyConfigured, match="key_from_name"):
+        ObjectstoreStorage("plain", allow_overwrite=True)
+    with pytest.raises(ImproperlyConfigured, match="scope"):
+        ObjectstoreStorage("plain", scope={"org": "a.b"})
+
+
+def test_missing_usecase_choice_is_explained() -> None:
+    with pytest.raises(ImproperlyConfigured, match="needs a usecase"):
+        ObjectstoreStorage().usecase  # noqa: B018
+
+
+def test_usable_from_storages_setting() -> None:
+    config = {"BACKEND": "django_objectstore.storage.ObjectstoreStorage"}
+    backends = {**storages.backends, "objects": {**config, "OPTIONS": {"usecase": "plain"}}}
+    with override_settings(STORAGES=backends):
+        storage = storages["objects"]
+        assert isinstance(storage, ObjectstoreStorage)
+        name = storage.save("x.bin", ContentFile(b"123"))
+        assert storage.open(name).read() == b"123"
+
+
+# -- saving ------------------------------------------------------------------
+
+
+def test_save_returns_scoped_server_key(storage: ObjectstoreStorage) -> None:
+    name = storage.save("path/to/report.txt", ContentFile(b"content"))
+    scope, _, key = name.partition("/")
+    assert scope == "_"
+    assert len(key) == 36
+    assert storage.exists(name)
+    assert storage.open(name).read() == b"content"
+
+
+def test_save_none_takes_name_from_content(storage: ObjectstoreStorage) -> None:
+    name = storage.save(None, ContentFile(b"abc", name="given.txt"))
+    assert storage.metadata(name).filename == "given.txt"
+
+
+def test_scope_option_and_explicit_scope_names() -> None:
+    storage = ObjectstoreStorage("plain", scope={"org": 42, "project": 1337})
+    name = storage.save("a.txt", ContentFile(b"1"))
+    assert name.startswith("org=42;project=1337/")
+    other = storage.save("org=7/b.txt", ContentFile(b"2"))
+    assert other.startswith("org=7/")
+    assert storage.open(other).read() == b"2"
+    with pytest.raises(SuspiciousFileOperation, match="scope"):
+        storage.save("org=7;bad/c.txt", ContentFile(b"3"))
+
+
+def test_metadata_content_type_filename_and_size(storage: ObjectstoreStorage) -> None:
+    upload = SimpleUploadedFile("My Report.csv", b"a,b\n1,2\n", content_type="text/csv")
+    name = storage.save("My Report.csv", upload)
+    meta = storage.metadata(name)
+    assert meta.content_type == "text/csv"
+    assert meta.filename == "My Report.csv"
+    assert meta.custom[SIZE_METADATA_KEY] == "8"
+    assert storage.size(name) == 8
+
+
+def test_content_type_sniffed_then_guessed(storage: ObjectstoreStorage) -> None:
+    sniffed = storage.save("no-extension", ContentFile(PNG))
+    assert storage.metadata(sniffed).content_type == "image/png"
+    guessed = storage.save("page.html", ContentFile(b"<p>hi</p>"))
+    assert storage.metadata(guessed).content_type == "text/html"
+    unknown = storage.save("blob", ContentFile(b"\x00\x01"))
+    assert storage.metadata(unknown).content_type == "application/octet-stream"
+
+
+def test_str_content_file(storage: ObjectstoreStorage) -> None:
+    name = storage.save("unicode.txt", ContentFile("héllo ✓"))
+    assert storage.open(name).read() == "héllo ✓".encode()
+    assert storage.size(name) == len("héllo ✓".encode())
+
+
+def test_stringio_and_real_file(storage: ObjectstoreStorage, tmp_path) -> None:
+    name = storage.save("s.txt", io.StringIO("from stringio"))
+    assert storage.open(name).read() == b"from stringio"
+    path = tmp_path / "real.bin"
+    path.write_bytes(b"real file bytes")
+    with path.open("rb") as handle:
+        name = storage.save("real.bin", handle)
+        assert not handle.closed
+    assert storage.open(name).read() == b"real file bytes"
+
+
+def test_uploads_are_not_closed(storage: ObjectstoreStorage) -> None:
+    memory = InMemoryUploadedFile(
+        io.BytesIO(b"in memory"), "field", "m.txt", "text/plain", 9, "utf-8"
+    )
+    name = storage.save("m.txt", memory)
+    assert not memory.closed
+    assert storage.open(name).read() == b"in memory"
+    assert storage.metadata(name).content_type == "text/plain; charset=utf-8"
+    temporary = TemporaryUploadedFile("t.bin", "application/x-thing", 0, None)
+    temporary.write(b"temporary upload")
+    temporary.flush()
+    try:
+        name = storage.save("t.bin", temporary)
+        assert not temporary.closed
+        assert storage.open(name).read() == b"temporary upload"
+        assert storage.metadata(name).content_type == "application/x-thing"
+    finally:
+        temporary.close()
+
+
+class _NonSeekable(io.RawIOBase):
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        return self._data.readinto(buffer)
+
+
+def test_non_seekable_stream(storage: ObjectstoreStorage) -> None:
+    data = bytes(range(256)) * 1000
+    name = storage.save("stream.bin", File(_NonSeekable(data), name="stream.bin"))
+    assert storage.open(name).read() == data
+    assert storage.size(name) == len(data)
+
+
+def test_urlopen_response_is_saved(storage: ObjectstoreStorage) -> None:
+    source = ObjectstoreStorage("plain")
+    original = source.save("src.txt", ContentFile(b"downloaded" * 100))
+    with urllib.request.urlopen(source.url(original), timeout=10) as response:  # noqa: S310
+        name = storage.save("copy.txt", File(response, name="copy.txt"))
+    assert storage.open(name).read() == b"downloaded" * 100
+
+
+def test_copy_from_another_storage_file(storage: ObjectstoreStorage) -> None:
+    first = storage.save("one.txt", ContentFile(b"copied between files"))
+    with storage.open(first) as handle:
+        second = storage.save("two.txt", handle)
+    assert second != first
+    assert storage.open(second).read() == b"copied between files"
+
+
+def test_large_file_streams_through_parallel_path(tmp_path) -> None:
+    storage = ObjectstoreStorage("plain")
+    size = 20 * 1024 * 1024 + 123
+    path = tmp_path / "big.bin"
+    block = bytes(range(256)) * 4096
+    with path.open("wb") as handle:
+        for _ in range(size // len(block)):
+            handle.write(block)
+        handle.write(block[: size % len(block)])
+    with path.open("rb") as handle:
+        name = storage.save("big.bin", File(handle))
+    assert storage.size(name) == size
+    with storage.open(name) as remote:
+        remote.seek(size - 5)
+        assert remote.read() == block[: size % len(block)][-5:]
+
+
+def test_name_longer_than_max_length_fails_before_upload() -> None:
+    storage = ObjectstoreStorage("plain", scope={"organization": "x" * 80})
+    with pytest.raises(SuspiciousFileOperation, match="max_length=100"):
+        storage.save("a.txt", ContentFile(b"1"), max_length=100)
+
+
+def test_traversal_names_are_rejected(storage: ObjectstoreStorage) -> None:
+    for name in ("../etc/passwd", "/abs/path", "a/../../b"):
+        with pytest.raises(SuspiciousFileOperation):
+            storage.save(name, ContentFile(b"1"))
+    with pytest.raises(SuspiciousFileOperation):
+        storage.open("_/a//b")
+
+
+def test_generate_filename_keeps_keys_and_rejects_dotdot() -> None:
+    storage = ObjectstoreStorage("plain")
+    assert storage.generate_filename("dir\\sub/./my file.txt") == "dir/sub/my_file.txt"
+    with pytest.raises(SuspiciousFileOperation):
+        storage.generate_filename("../x.txt")
+
+
+# -- client-chosen keys -------------------------------------------------------
+
+
+def test_key_from_name_no_overwrite_by_default() -> None:
+    storage = ObjectstoreStorage("plain", key_from_name=True)
+    first = storage.save("docs/report.tar.gz", ContentFile(b"one"))
+    assert first == "_/docs/report.tar.gz"
+    second = storage.save("docs/report.tar.gz", ContentFile(b"two"))
+    assert second != first
+    assert second.startswith("_/docs/report_") and second.endswith(".tar.gz")
+    assert storage.open(first).read() == b"one"
+    assert storage.open(second).read() == b"two"
+
+
+def test_key_from_name_allow_overwrite_replaces() -> None:
+    storage = ObjectstoreStorage("attachments", key_from_name=True, allow_overwrite=True)
+    first = storage.save("over.txt", ContentFile(b"long original content"))
+    second = storage.save("over.txt", ContentFile(b"short"))
+    assert first == second
+    assert storage.open(first).read() == b"short"
+    assert storage.size(first) == 5
+    assert storage.exists(first)
+
+
+def test_key_from_name_truncates_to_max_length() -> None:
+    storage = ObjectstoreStorage("plain", key_from_name=True)
+    name = storage.save("test_long_file_name.txt", ContentFile(b"1"), max_length=20)
+    assert len(name) == 20
+    assert name.startswith("_/test_l_") and name.endswith(".txt")
+    storage.save("abcdefghij.txt", ContentFile(b"1"))
+    with pytest.raises(SuspiciousFileOperation, match="max_length"):
+        storage.save("abcdefghij.txt", ContentFile(b"2"), max_length=6)
+
+
+# -- reading and other methods -------------------------------------------------
+
+
+def test_missing_object_raises_file_not_found(storage: ObjectstoreStorage) -> None:
+    missing = "_/00000000-0000-4000-8000-000000000000"
+    with pytest.raises(FileNotFoundError):
+        storage.open(missing)
+    with pytest.raises(FileNotFoundError):
+        storage.size(missing)
+    with pytest.raises(FileNotFoundError):
+        storage.get_created_time(missing)
+    assert storage.exists(missing) is False
+    storage.delete(missing)  # not an error
+
+
+def test_delete(storage: ObjectstoreStorage) -> None:
+    name = storage.save("d.txt", ContentFile(b"x"))
+    storage.delete(name)
+    assert not storage.exists(name)
+    with pytest.raises(ValueError, match="name"):
+        storage.delete("")
+
+
+def test_times_are_aware_with_use_tz(storage: ObjectstoreStorage) -> None:
+    name = storage.save("t.txt", ContentFile(b"x"))
+    created = storage.get_created_time(name)
+    assert created.tzinfo is not None
+    assert storage.get_modified_time(name) == created
+    with override_settings(USE_TZ=False):
+        naive = storage.get_created_time(name)
+        assert naive.tzinfo is None
+        assert isinstance(naive, datetime)
+
+
+@pytest.mark.parametrize("method", ["listdir", "path", "get_accessed_time"])
+def test_unsupported_methods_explain_why(storage: ObjectstoreStorage, method: str) -> None:
+    with pytest.raises(NotImplementedError, match="Objectstore"):
+        getattr(storage, method)("_/x")
+
+
+def test_permission_errors_are_typed() -> None:
+    storage = ObjectstoreStorage("plain")
+    name = storage.save("p.txt", ContentFile(b"x"))
+    from django.conf import settings
+
+    conf = {**settings.OBJECTSTORE, "TOKEN": None}
+    with override_settings(OBJECTSTORE=conf), pytest.raises(PermissionError, match="TOKEN"):
+        storage.open(name)
+
+
+def test_unreachable_server_is_an_os_error() -> None:
+    storage = ObjectstoreStorage("plain")
+    from django.conf import settings
+
+    conf = {**settings.OBJECTSTORE, "URL": _dead_url(), "RETRIES": 0, "TIMEOUT_MS": 2000}
+    with override_settings(OBJECTSTORE=conf), pytest.raises(OSError, match="p.txt"):
+        storage.save("p.txt", ContentFile(b"x"))
+
+
+def _dead_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+# -- URLs ----------------------------------------------------------------------
+
+
+def test_url_is_presigned_and_fetchable_without_network(storage: ObjectstoreStorage) -> None:
+    name = storage.save("hello.txt", ContentFile(b"hello"))
+    url = storage.url(name)
+    assert "os_sig=" in url and "os_duration=3600" in url
+    status, _, headers = fetch(url)
+    assert status == 200
+    assert headers["content-disposition"] == 'attachment; filename="hello.txt"'
+    assert "os_duration=60" in storage.url(name, expire=60)
+
+
+def test_url_needs_no_network() -> None:
+    storage = ObjectstoreStorage("plain")
+    from django.conf import settings
+
+    conf = {**settings.OBJECTSTORE, "URL": _dead_url()}
+    with override_settings(OBJECTSTORE=conf):
+        assert storage.url("org=1/some-key").startswith(conf["URL"])
+
+
+def test_url_public_url_replaces_base() -> None:
+    from django.conf import settings
+
+    conf = {**settings.OBJECTSTORE, "PUBLIC_URL": "https://files.example.com/os/"}
+    with override_settings(OBJECTSTORE=conf):
+        url = ObjectstoreStorage("plain").url("org=1/k y")
+    assert url.startswith("https://files.example.com/os/v1/objects/plain/org=1/k%20y?")
+
+
+def test_plain_url_without_secret_key() -> None:
+    from django.conf import settings
+
+    conf = {**settings.OBJECTSTORE, "TOKEN": None}
+    with override_settings(OBJECTSTORE=conf):
+        url = ObjectstoreStorage("plain").url("_/key")
+    assert url.endswith("/v1/objects/plain/_/key")
+    with override_settings(OBJECTSTORE=conf), pytest.raises(ImproperlyConfigured):
+        ObjectstoreStorage("plain", url_strategy="presigned").url("_/key")
+
+
+def test_url_rejects_empty_and_bad_expiry() -> None:
+    storage = ObjectstoreStorage("plain")
+    with pytest.raises(ValueError, match="name"):
+        storage.url(None)
+    with pytest.raises(ValueError, match="604800"):
+        storage.url("_/k", expire=10**7)
+    with pytest.raises(SuspiciousFileOperation):
+        storage.url("//evil.com")
+
+
+# -- settings and threads ------------------------------------------------------
+
+
+def test_override_settings_reaches_existing_storage(objectstore_server) -> None:  # noqa: F811
+    storage = ObjectstoreStorage("plain")
+    name = storage.save("o.txt", ContentFile(b"x"))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from django.conf import settings
+
+        conf = {**settings.OBJECTSTORE, "URL": f"http://127.0.0.1:{other.server_port}"}
+        with override_settings(OBJECTSTORE=conf):
+            assert storage.exists(name) is False
+        assert storage.exists(name) is True
+    finally:
+        other.shutdown()
+        other.server_close()
+        thread.join()
+
+
+def test_sixteen_threads_save_and_read(storage: ObjectstoreStorage) -> None:
+    errors: list[BaseException] = []
+    results: dict[int, str] = {}
+
+    def work(index: int) -> None:
+        try:
+            payload = f"thread {index} ".encode() * (1000 + index)
+            name = storage.save(f"t{index}.txt", ContentFile(payload))
+            with storage.open(name) as handle:
+                assert handle.read() == payload
+            assert storage.size(name) == len(payload)
+            results[index] = name
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(results.values())) == 16
