@@ -6,7 +6,8 @@ Errors (the setting cannot work):
 * ``E002`` URL missing or malformed; ``E003`` PUBLIC_URL malformed
 * ``E004`` unknown top-level keys
 * ``E005`` bad TOKEN configuration; ``E006`` unreadable or invalid key file
-* ``E007`` bad RETRIES / TIMEOUT_MS / CONNECTION_KWARGS / URL_EXPIRY_SECONDS
+* ``E007`` bad RETRIES / TIMEOUT_MS / CONNECTION_KWARGS / URL_EXPIRY_SECONDS /
+  MULTIPART_THRESHOLD / MULTIPART_PART_SIZE
 * ``E008`` METRICS_BACKEND / DOWNLOAD_PERMISSION cannot be imported
 * ``E009`` USECASES malformed (not a dict, bad usecase name, unknown keys)
 * ``E010`` bad COMPRESSION; ``E011`` bad EXPIRATION; ``E012`` bad SCOPE
@@ -166,6 +167,17 @@ def _check_numbers(conf: Mapping[str, Any]) -> list[CheckMessage]:
     kwargs = conf.get("CONNECTION_KWARGS", {})
     if not isinstance(kwargs, Mapping):
         errors.append(_e(7, f"OBJECTSTORE['CONNECTION_KWARGS'] must be a dict, got {kwargs!r}."))
+    for key in ("MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE"):
+        value = conf.get(key)
+        if value is None or (key == "MULTIPART_THRESHOLD" and value == "none"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            errors.append(
+                _e(
+                    7,
+                    f"OBJECTSTORE[{key!r}] must be None or a positive int (bytes), got {value!r}.",
+                )
+            )
     expiry = conf.get("URL_EXPIRY_SECONDS", DEFAULTS["URL_EXPIRY_SECONDS"])
     if isinstance(expiry, bool) or not isinstance(expiry, int) or not 0 < expiry <= 604800:
         errors.append(

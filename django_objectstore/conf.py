@@ -49,6 +49,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "USECASES": {},
     "URL_EXPIRY_SECONDS": 3600,
     "DOWNLOAD_PERMISSION": None,
+    "MULTIPART_THRESHOLD": None,
+    "MULTIPART_PART_SIZE": None,
 }
 KNOWN_KEYS: Final = frozenset({"URL", *DEFAULTS})
 TOKEN_KEYS: Final = frozenset(
@@ -188,6 +190,19 @@ class ObjectstoreSettings:
                 f"OBJECTSTORE['USECASES'] must be a dict of usecase name -> options, got {value!r}."
             )
         return value
+
+    @property
+    def multipart(self) -> dict[str, Any]:
+        """Keyword arguments for the client's parallel-upload knobs that are set."""
+        options = {}
+        for key, kwarg in (
+            ("MULTIPART_THRESHOLD", "multipart_threshold"),
+            ("MULTIPART_PART_SIZE", "multipart_part_size"),
+        ):
+            value = self._get(key)
+            if value is not None:
+                options[kwarg] = value
+        return options
 
     @property
     def url_expiry_seconds(self) -> int:

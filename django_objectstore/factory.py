@@ -140,6 +140,7 @@ def _build_client() -> Client:
         timeout_ms=conf.timeout_ms,
         connection_kwargs=conf.connection_kwargs,
         token=get_token(),
+        **conf.multipart,
     )
 
 

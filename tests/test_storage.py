@@ -222,17 +222,30 @@ def test_copy_from_another_storage_file(storage: ObjectstoreStorage) -> None:
     assert storage.open(second).read() == b"copied between files"
 
 
-def test_large_file_streams_through_parallel_path(tmp_path) -> None:
-    storage = ObjectstoreStorage("plain")
-    size = 20 * 1024 * 1024 + 123
+@pytest.mark.parametrize("usecase", ["plain", "attachments"])
+def test_large_file_streams_through_parallel_path(
+    tmp_path,
+    objectstore_server,  # noqa: F811
+    usecase: str,
+) -> None:
+    from django.conf import settings
+
+    storage = ObjectstoreStorage(usecase)
+    size = 9 * 1024 * 1024 + 123
     path = tmp_path / "big.bin"
     block = bytes(range(256)) * 4096
     with path.open("wb") as handle:
         for _ in range(size // len(block)):
             handle.write(block)
         handle.write(block[: size % len(block)])
-    with path.open("rb") as handle:
+    conf = {**settings.OBJECTSTORE, "MULTIPART_THRESHOLD": 4 << 20, "MULTIPART_PART_SIZE": 2 << 20}
+    counters = objectstore_server.server.service.counters
+    with override_settings(OBJECTSTORE=conf), path.open("rb") as handle:
+        before = counters.requests
         name = storage.save("big.bin", File(handle))
+        # initiate + 5 parts + complete: the client's parallel multipart path.
+        assert counters.requests - before >= 7
+        assert not handle.closed
     assert storage.size(name) == size
     with storage.open(name) as remote:
         remote.seek(size - 5)
