@@ -74,7 +74,7 @@ DEFAULT_CONNECT_TIMEOUT: Final = 0.1
 #: as parallel multipart uploads. Below it, one streamed request.
 DEFAULT_MULTIPART_THRESHOLD: Final = 64 * 1024 * 1024
 #: Size of each part of a parallel upload, before compression.
-DEFAULT_MULTIPART_PART_SIZE: Final = 8 * 1024 * 1024
+DEFAULT_MULTIPART_PART_SIZE: Final = 4 * 1024 * 1024
 #: Parts compressed and uploaded at the same time.
 DEFAULT_MULTIPART_WORKERS: Final = 4
 # Connections kept per client; the official client keeps one, which makes
