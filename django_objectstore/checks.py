@@ -74,13 +74,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if not isinstance(conf, Mapping):
         return [_e(1, f"OBJECTSTORE must be a dict, got {type(conf).__name__}.")]
     errors: list[CheckMessage] = []
-    for key, number in (("URL", 2), ("PUBLIC_URL", 3)):
-        if key == "PUBLIC_URL" and conf.get(key) is None:
-            continue
+    try:
+        validate_url(conf.get("URL"), "URL")
+    except ImproperlyConfigured as exc:
+        errors.append(_e(2, str(exc)))
+    if conf.get("PUBLIC_URL") is not None:
         try:
-            validate_url(conf.get(key), key)
+            validate_url(conf["PUBLIC_URL"], "PUBLIC_URL")
         except ImproperlyConfigured as exc:
-            errors.append(_e(number, str(exc)))
+            errors.append(_e(3, str(exc)))
     unknown = set(conf) - KNOWN_KEYS
     if unknown:
         errors.append(
@@ -106,7 +108,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 def _check_token(conf: Mapping[str, Any]) -> list[CheckMessage]:
-    from django_objectstore.factory import build_token
+    from django_objectstore.factory import KeyMaterialError, build_token
 
     token = conf.get("TOKEN")
     errors: list[CheckMessage] = []
@@ -124,11 +126,11 @@ def _check_token(conf: Mapping[str, Any]) -> list[CheckMessage]:
         return errors
     try:
         build_token(token)
+    except KeyMaterialError as exc:
+        errors.append(_e(6, str(exc)))
+        return errors
     except ImproperlyConfigured as exc:
-        unreadable = "SECRET_KEY" in str(exc) and (
-            "cannot be read" in str(exc) or "PEM" in str(exc) or "Ed25519" in str(exc)
-        )
-        errors.append(_e(6 if unreadable else 5, str(exc)))
+        errors.append(_e(5, str(exc)))
         return errors
     if isinstance(token, str):
         errors.append(
@@ -265,7 +267,9 @@ def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     from django_objectstore.fields import ObjectstoreFieldMixin
 
     conf = getattr(settings, "OBJECTSTORE", None)
-    usecases = conf.get("USECASES", {}) if isinstance(conf, Mapping) else {}
+    if not isinstance(conf, Mapping):
+        return []  # reported by check_settings (E001)
+    usecases = conf.get("USECASES", {})
     if not isinstance(usecases, Mapping):
         return []
     configs = app_configs if app_configs is not None else apps.get_app_configs()

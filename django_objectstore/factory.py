@@ -22,12 +22,24 @@ from django_objectstore.conf import PERMISSIONS, TOKEN_KEYS, objectstore_setting
 if TYPE_CHECKING:
     from django_objectstore.client import Client, Session, Usecase
 
-__all__ = ["build_token", "get_client", "get_session", "get_token", "get_usecase", "reset"]
+__all__ = [
+    "KeyMaterialError",
+    "build_token",
+    "get_client",
+    "get_session",
+    "get_token",
+    "get_usecase",
+    "reset",
+]
 
 _lock = threading.RLock()
 _client: Client | None = None
 _token: list[Any] = []  # [token] once built; a list so None can be cached
 _usecases: dict[str, Usecase] = {}
+
+
+class KeyMaterialError(ImproperlyConfigured):
+    """The configured secret key cannot be read or is not an Ed25519 key."""
 
 
 def build_token(token: object) -> Any:
@@ -73,14 +85,14 @@ def build_token(token: object) -> Any:
         try:
             secret = Path(path).read_text(encoding="ascii")
         except (OSError, TypeError, UnicodeDecodeError) as exc:
-            raise ImproperlyConfigured(
+            raise KeyMaterialError(
                 f"OBJECTSTORE['TOKEN']['SECRET_KEY_FILE'] = {path!r} cannot be read: "
                 f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or 'not a PEM text file'}."
             ) from None
     else:
         secret = token["SECRET_KEY"]
         if not isinstance(secret, str):
-            raise ImproperlyConfigured("OBJECTSTORE['TOKEN']['SECRET_KEY'] must be PEM text.")
+            raise KeyMaterialError("OBJECTSTORE['TOKEN']['SECRET_KEY'] must be PEM text.")
     _check_private_key(secret, "SECRET_KEY_FILE" if has_file else "SECRET_KEY")
     expiry = token.get("EXPIRY_SECONDS", 60)
     if isinstance(expiry, bool) or not isinstance(expiry, int) or expiry <= 0:
@@ -108,11 +120,11 @@ def _check_private_key(pem: str, key: str) -> None:
     try:
         loaded = load_pem_private_key(pem.encode("ascii", "replace"), password=None)
     except (ValueError, TypeError):
-        raise ImproperlyConfigured(
+        raise KeyMaterialError(
             f"OBJECTSTORE['TOKEN'][{key!r}] is not an unencrypted PEM private key."
         ) from None
     if not isinstance(loaded, Ed25519PrivateKey):
-        raise ImproperlyConfigured(
+        raise KeyMaterialError(
             f"OBJECTSTORE['TOKEN'][{key!r}] holds a {type(loaded).__name__}; Objectstore "
             "needs an Ed25519 (EdDSA) private key."
         )

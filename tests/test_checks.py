@@ -1,0 +1,209 @@
+"""System checks: one test per id, registration, unique ids."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_objectstore import checks
+from django_objectstore.client import TimeToLive
+
+KEYS = Path(__file__).parent / "keys"
+PRIVATE = KEYS / "test_kid.private.pem"
+GOOD = {
+    "URL": "http://127.0.0.1:8888",
+    "TOKEN": {"KID": "test_kid", "SECRET_KEY_FILE": str(PRIVATE)},
+    "USECASES": {
+        "attachments": {"EXPIRATION": "tti:30d"},
+        "plain": {"EXPIRATION": "ttl:1d"},
+        "images": {"EXPIRATION": "manual"},
+        "notes": {"EXPIRATION": "manual", "SCOPE": {"org": "org_id"}},
+    },
+}
+
+
+def ids(conf: Any) -> list[str]:
+    with override_settings(OBJECTSTORE=conf):
+        return [m.id for m in checks.check_settings() + checks.check_fields()]  # type: ignore[misc]
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    return {**GOOD, **changes}
+
+
+def with_usecase(**options: Any) -> dict[str, Any]:
+    return with_(USECASES={**GOOD["USECASES"], "extra": {"EXPIRATION": "manual", **options}})
+
+
+def test_good_settings_pass() -> None:
+    assert ids(GOOD) == []
+
+
+def test_e001_missing_or_not_a_dict() -> None:
+    assert ids(None) == ["django_objectstore.E001"]
+    assert ids(["URL"]) == ["django_objectstore.E001"]
+
+
+@pytest.mark.parametrize(
+    "url", [None, "", "127.0.0.1:8888", "ftp://x", "http://h:99999", "http://h/?q"]
+)
+def test_e002_bad_url(url: object) -> None:
+    conf = with_(URL=url) if url is not None else {k: v for k, v in GOOD.items() if k != "URL"}
+    assert "django_objectstore.E002" in ids(conf)
+
+
+def test_e003_bad_public_url() -> None:
+    assert ids(with_(PUBLIC_URL="files.example.com")) == ["django_objectstore.E003"]
+    assert ids(with_(PUBLIC_URL="https://files.example.com")) == []
+
+
+def test_e004_unknown_key() -> None:
+    assert ids(with_(URLS="x")) == ["django_objectstore.E004"]
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        42,
+        {"KID": "k"},
+        {"KID": "", "SECRET_KEY_FILE": str(PRIVATE)},
+        {"KID": "k", "SECRET_KEY_FILE": str(PRIVATE), "SECRET_KEY": "x"},
+        {"KID": "k", "SECRET_KEY_FILE": str(PRIVATE), "BOGUS": 1},
+        {"KID": "k", "SECRET_KEY_FILE": str(PRIVATE), "EXPIRY_SECONDS": 0},
+        {"KID": "k", "SECRET_KEY_FILE": str(PRIVATE), "PERMISSIONS": ["object.all"]},
+    ],
+)
+def test_e005_bad_token(token: object) -> None:
+    assert ids(with_(TOKEN=token)) == ["django_objectstore.E005"]
+
+
+def test_e006_unreadable_or_wrong_key(tmp_path: Path) -> None:
+    missing = {"KID": "k", "SECRET_KEY_FILE": str(tmp_path / "nope.pem")}
+    assert ids(with_(TOKEN=missing)) == ["django_objectstore.E006"]
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    assert ids(with_(TOKEN={"KID": "k", "SECRET_KEY_FILE": str(garbage)})) == [
+        "django_objectstore.E006"
+    ]
+    public = {"KID": "k", "SECRET_KEY": (KEYS / "test_kid.public.pem").read_text()}
+    assert ids(with_(TOKEN=public)) == ["django_objectstore.E006"]
+
+
+def test_error_messages_never_contain_key_material() -> None:
+    pem = (KEYS / "test_kid.public.pem").read_text()
+    with override_settings(OBJECTSTORE=with_(TOKEN={"KID": "k", "SECRET_KEY": pem})):
+        messages = checks.check_settings()
+    body = pem.splitlines()[1]
+    assert messages and all(body not in str(m) for m in messages)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"RETRIES": -1},
+        {"RETRIES": "3"},
+        {"TIMEOUT_MS": 0},
+        {"CONNECTION_KWARGS": []},
+        {"URL_EXPIRY_SECONDS": 10**7},
+        {"MULTIPART_THRESHOLD": 0},
+        {"MULTIPART_PART_SIZE": "8MB"},
+    ],
+)
+def test_e007_bad_numbers(changes: dict[str, Any]) -> None:
+    assert ids(with_(**changes)) == ["django_objectstore.E007"]
+
+
+def test_e008_unimportable_hooks() -> None:
+    assert ids(with_(METRICS_BACKEND="no.such.Backend")) == ["django_objectstore.E008"]
+    assert ids(with_(DOWNLOAD_PERMISSION=3)) == ["django_objectstore.E008"]
+    ok = "django_objectstore.client.NoOpMetricsBackend"
+    assert ids(with_(METRICS_BACKEND=ok)) == []
+
+
+def test_e009_bad_usecases() -> None:
+    assert "django_objectstore.E009" in ids(with_(USECASES=["attachments"]))
+    assert "django_objectstore.E009" in ids(with_usecase(BOGUS=1))
+    bad_name = with_(USECASES={**GOOD["USECASES"], "a/b": {"EXPIRATION": "manual"}})
+    assert ids(bad_name) == ["django_objectstore.E009"]
+    not_dict = with_(USECASES={**GOOD["USECASES"], "extra": "zstd"})
+    assert ids(not_dict) == ["django_objectstore.E009"]
+
+
+def test_e010_bad_compression() -> None:
+    assert ids(with_usecase(COMPRESSION="gzip")) == ["django_objectstore.E010"]
+
+
+@pytest.mark.parametrize("expiration", ["ttl:", "ttl:0", "forever", "tti:3 fortnights", 30])
+def test_e011_bad_expiration(expiration: object) -> None:
+    assert ids(with_usecase(EXPIRATION=expiration)) == ["django_objectstore.E011"]
+
+
+def test_expiration_policy_objects_are_accepted() -> None:
+    from datetime import timedelta
+
+    assert ids(with_usecase(EXPIRATION=TimeToLive(timedelta(hours=1)))) == []
+
+
+def test_e012_bad_scope() -> None:
+    assert ids(with_usecase(SCOPE=["org"])) == ["django_objectstore.E012"]
+    assert ids(with_usecase(SCOPE={"or.g": "org_id"})) == ["django_objectstore.E012"]
+
+
+def test_e013_field_with_unconfigured_usecase() -> None:
+    usecases = {k: v for k, v in GOOD["USECASES"].items() if k != "images"}
+    assert ids(with_(USECASES=usecases)) == ["django_objectstore.E013"]
+
+
+def test_w001_usecase_without_expiration() -> None:
+    conf = with_(USECASES={**GOOD["USECASES"], "extra": {}})
+    assert ids(conf) == ["django_objectstore.W001"]
+
+
+def test_w002_fixed_jwt_string() -> None:
+    assert ids(with_(TOKEN="aaa.bbb.ccc")) == ["django_objectstore.W002"]
+
+
+def test_w003_no_token_for_remote_server() -> None:
+    assert ids(with_(TOKEN=None, URL="https://objectstore.example.com")) == [
+        "django_objectstore.W003"
+    ]
+    assert ids(with_(TOKEN=None)) == []
+
+
+def test_w004_long_token_expiry() -> None:
+    token = {"KID": "k", "SECRET_KEY_FILE": str(PRIVATE), "EXPIRY_SECONDS": 86400}
+    assert ids(with_(TOKEN=token)) == ["django_objectstore.W004"]
+
+
+def test_checks_are_registered() -> None:
+    assert checks.check_settings in _registered()
+    assert checks.check_fields in _registered()
+    with override_settings(OBJECTSTORE=with_(URL="nope")), pytest.raises(SystemCheckError) as info:
+        call_command("check")
+    assert "django_objectstore.E002" in str(info.value)
+    with override_settings(OBJECTSTORE=GOOD):
+        assert not [m for m in run_checks() if m.id.startswith("django_objectstore")]
+
+
+def _registered() -> set[Any]:
+    from django.core.checks.registry import registry
+
+    return set(registry.registered_checks)
+
+
+def test_ids_are_unique_and_documented() -> None:
+    assert len(set(checks.CHECK_IDS)) == len(checks.CHECK_IDS)
+    source = Path(checks.__file__).read_text()
+    numbers = re.findall(r"_([ew])\(\s*(\d+)", source)
+    used = {f"django_objectstore.{kind.upper()}{int(n):03d}" for kind, n in numbers}
+    assert used == set(checks.CHECK_IDS)
+    for check_id in checks.CHECK_IDS:
+        assert check_id.rsplit(".", 1)[1] in checks.__doc__  # type: ignore[operator]
