@@ -164,6 +164,8 @@ class KeyDirectory:
         return self._verify_token(token)
 
     def _verify_token(self, token: str) -> Authorization:
+        if not _canonical_segments(token):
+            raise _decode_failed("token is not canonical base64url")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -311,6 +313,19 @@ def _parse_presign_timestamp(text: str) -> datetime | None:
     return moment
 
 
+def _canonical_segments(token: str) -> bool:
+    """Each JWS segment must be canonical unpadded base64url (no stray
+    trailing bits), the way upstream's strict decoder requires it."""
+    for segment in token.split("."):
+        try:
+            raw = base64.b64decode(segment + "=" * (-len(segment) % 4), b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
+            return False
+    return True
+
+
 def _decode_signature(text: str) -> bytes:
     if "=" in text or len(text) != 86:
         raise AuthError(401, "auth error: failed to verify token")
@@ -318,6 +333,7 @@ def _decode_signature(text: str) -> bytes:
         raw = base64.b64decode(text + "==", altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise AuthError(401, "auth error: failed to verify token") from None
-    if len(raw) != 64:
+    if len(raw) != 64 or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
+        # non-canonical encodings (stray trailing bits) are rejected, as upstream
         raise AuthError(401, "auth error: failed to verify token")
     return raw

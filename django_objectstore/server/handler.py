@@ -311,21 +311,22 @@ class RequestHandler(BaseHTTPRequestHandler):
         return bytes(out)
 
     def _finish_body(self) -> None:
-        """After the response: drain a small unread body to keep the
-        connection usable, otherwise close it."""
+        """After the response: drain an unread body of up to 64 MiB so the
+        connection stays usable (and the client is not reset mid-send),
+        otherwise close the connection."""
         if self._body_state != "pending":
             if self._body_state == "reading":
                 self.close_connection = True
             return
-        length = None
-        with contextlib.suppress(ClientGone):
-            length = self._content_length()
-        if length is None or length > _DRAIN_LIMIT:
-            self.close_connection = True
+        if self.close_connection:
             return
+        drained = 0
         try:
-            for _ in self.body():
-                pass
+            for block in self.body():
+                drained += len(block)
+                if drained > _DRAIN_LIMIT:
+                    self.close_connection = True
+                    return
         except (ClientGone, OSError):
             self.close_connection = True
 
@@ -351,11 +352,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             # An unread body: drain it if small, else close (decided later);
             # announce the close up front when we know it.
             length = self.headers.get("content-length")
-            if (
-                self.close_connection
-                or length is None
-                or not length.strip().isdigit()
-                or int(length) > _DRAIN_LIMIT
+            chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
+            if self.close_connection or (
+                not chunked
+                and (length is None or not length.strip().isdigit() or int(length) > _DRAIN_LIMIT)
             ):
                 self.close_connection = True
                 lines.append("connection: close")

@@ -164,9 +164,10 @@ def test_whole_request_errors(
 
 def test_read_only_token(auth_server: LocalServer) -> None:
     token = bearer(mint(permissions=["object.read"]))
+    key = f"ro-{uuid.uuid4().hex}"
     results = send(
         auth_server,
-        [(op("get", "k"), b""), (op("insert", "k"), b"x"), (op("delete", "k"), b"")],
+        [(op("get", key), b""), (op("insert", key), b"x"), (op("delete", key), b"")],
         token,
     )
     assert results[0][0]["x-sn-batch-operation-status"] == "404 Not Found"
