@@ -95,11 +95,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
             raise ValueError("unsatisfiable")
         return max(size - length, 0), size - 1
     start = int(first)
-    end = int(last) if last.isdigit() else size - 1
-    if end < start:
+    if last.isdigit() and int(last) < start:
         return None
     if start >= size:
         raise ValueError("unsatisfiable")
+    end = int(last) if last.isdigit() else size - 1
     return start, min(end, size - 1)
 
 

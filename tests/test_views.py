@@ -1,0 +1,120 @@
+"""The download view (django_objectstore.urls)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.test import Client, override_settings
+
+from django_objectstore.storage import ObjectstoreStorage
+from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
+from django_objectstore.views import parse_range
+
+pytestmark = pytest.mark.usefixtures("objectstore")
+
+DATA = b"0123456789" * 1000
+
+
+def allow_all(request: Any, usecase: str, name: str) -> bool:
+    return True
+
+
+@pytest.fixture(params=["plain", "attachments"])
+def storage(request: pytest.FixtureRequest) -> ObjectstoreStorage:
+    return ObjectstoreStorage(request.param, url_strategy="view")
+
+
+def body(response: Any) -> bytes:
+    try:
+        return b"".join(response.streaming_content)
+    finally:
+        response.close()
+
+
+def test_signed_link_streams_the_object(storage: ObjectstoreStorage) -> None:
+    name = storage.save("numbers.txt", ContentFile(DATA))
+    url = storage.url(name)
+    assert url.startswith(f"/files/{storage.usecase}/{name}?")
+    response = Client().get(url)
+    assert response.status_code == 200
+    assert response["Content-Length"] == str(len(DATA))
+    assert response["Content-Type"] == "text/plain"
+    assert response["Accept-Ranges"] == "bytes"
+    assert response["Content-Disposition"] == 'inline; filename="numbers.txt"'
+    assert body(response) == DATA
+
+
+def test_ranges(storage: ObjectstoreStorage) -> None:
+    name = storage.save("numbers.txt", ContentFile(DATA))
+    url = storage.url(name)
+    client = Client()
+    response = client.get(url, headers={"Range": "bytes=5-14"})
+    assert response.status_code == 206
+    assert response["Content-Range"] == f"bytes 5-14/{len(DATA)}"
+    assert response["Content-Length"] == "10"
+    assert body(response) == DATA[5:15]
+    response = client.get(url, headers={"Range": "bytes=-4"})
+    assert body(response) == DATA[-4:]
+    response = client.get(url, headers={"Range": "bytes=9990-"})
+    assert body(response) == DATA[9990:]
+    response = client.get(url, headers={"Range": f"bytes={len(DATA)}-"})
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{len(DATA)}"
+    response = client.get(url, headers={"Range": "bytes=0-1,5-6"})
+    assert response.status_code == 200
+    assert body(response) == DATA
+
+
+def test_unsigned_or_expired_links_are_refused(storage: ObjectstoreStorage) -> None:
+    name = storage.save("secret.txt", ContentFile(b"secret"))
+    client = Client()
+    assert client.get(f"/files/{storage.usecase}/{name}").status_code == 403
+    tampered = storage.url(name).replace("signature=", "signature=x")
+    assert client.get(tampered).status_code == 403
+    expired = storage.url(name, expire=-10)
+    assert client.get(expired).status_code == 403
+
+
+@pytest.mark.parametrize("hook", [allow_all, "tests.test_views.allow_all"])
+def test_permission_hook(storage: ObjectstoreStorage, hook: Any) -> None:
+    name = storage.save("open.txt", ContentFile(b"open"))
+    with override_settings(OBJECTSTORE={**settings.OBJECTSTORE, "DOWNLOAD_PERMISSION": hook}):
+        response = Client().get(f"/files/{storage.usecase}/{name}")
+        assert response.status_code == 200
+        assert body(response) == b"open"
+
+
+def test_missing_object_and_unknown_usecase(storage: ObjectstoreStorage) -> None:
+    missing = storage.url("_/00000000-0000-4000-8000-000000000000")
+    assert Client().get(missing).status_code == 404
+    assert Client().get("/files/nope/_/x").status_code == 404
+
+
+def test_only_safe_methods(storage: ObjectstoreStorage) -> None:
+    name = storage.save("x.txt", ContentFile(b"x"))
+    assert Client().post(storage.url(name)).status_code == 405
+
+
+def test_active_content_is_an_attachment(storage: ObjectstoreStorage) -> None:
+    name = storage.save("page.html", ContentFile(b"<script>alert(1)</script>"))
+    response = Client().get(storage.url(name))
+    assert response["Content-Disposition"] == 'attachment; filename="page.html"'
+    assert response["X-Content-Type-Options"] == "nosniff"
+    body(response)
+
+
+def test_parse_range() -> None:
+    assert parse_range("", 10) is None
+    assert parse_range("bytes=0-0", 10) == (0, 0)
+    assert parse_range("bytes=3-100", 10) == (3, 9)
+    assert parse_range("bytes=-100", 10) == (0, 9)
+    assert parse_range("items=0-1", 10) is None
+    assert parse_range("bytes=5-2", 10) is None
+    assert parse_range("bytes=x-y", 10) is None
+    with pytest.raises(ValueError, match="unsatisfiable"):
+        parse_range("bytes=10-", 10)
+    with pytest.raises(ValueError, match="unsatisfiable"):
+        parse_range("bytes=-0", 10)
