@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Final, TypeAlias, cast
 
@@ -19,6 +20,7 @@ __all__ = [
     "Body",
     "ResponseStream",
     "body_chunks",
+    "compress_small",
     "iter_source",
     "known_size",
     "read_json",
@@ -101,6 +103,24 @@ def iter_source(contents: Body, block_size: int = BLOCK_SIZE) -> Iterator[Buffer
             yield block
 
 
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    # Contexts are costly to set up and safe to reuse, one thread at a time.
+    made: zstandard.ZstdCompressor | None = getattr(_local, "compressor", None)
+    if made is None:
+        made = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return made
+
+
+def compress_small(data: Buffer) -> bytes:
+    """One zstd frame, byte-identical to what :func:`body_chunks` streams.
+    Synchronous, so the per-thread context is never used twice at once."""
+    stream: Any = _compressor().compressobj()
+    return bytes(stream.compress(data) + stream.flush())
+
+
 class _Counter:
     """Counts bytes flowing through a generator (for metrics)."""
 
@@ -124,6 +144,8 @@ def body_chunks(
             counter.stored += size
             yield block
         return
+    # A context of its own: the generator may be suspended while other
+    # compression happens on this thread.
     chunker: Any = zstandard.ZstdCompressor(level=ZSTD_LEVEL).chunker(chunk_size=block_size)
     for block in iter_source(contents, block_size):
         counter.source += memoryview(block).nbytes

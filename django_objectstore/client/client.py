@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from os import PathLike
 from typing import IO, Any, Final, Literal, NamedTuple, cast
@@ -23,6 +23,7 @@ from django_objectstore.client._io import (
     ResponseStream,
     _Counter,
     body_chunks,
+    compress_small,
     known_size,
     read_json,
     skip_bytes,
@@ -549,9 +550,20 @@ class Session:
     ) -> tuple[str, int, int]:
         counter = _Counter()
         body: Any
-        if not compress and isinstance(contents, bytes | bytearray | memoryview):
-            body = contents  # sent as is, with a Content-Length
-            counter.source = counter.stored = memoryview(contents).nbytes
+        if isinstance(contents, bytes | bytearray | memoryview):
+            size = memoryview(contents).nbytes
+            counter.source = size
+            if not compress:
+                body = contents  # sent as is, with a Content-Length
+            elif size <= BLOCK_SIZE:
+                # Small payloads: compressed in one go (same frame bytes as the
+                # stream) and sent with a Content-Length, saving a round of
+                # chunk framing and a send.
+                body = compress_small(contents)
+            else:
+                body = body_chunks(contents, compress=True, counter=counter)
+            if not isinstance(body, Iterator):
+                counter.stored = len(body)
         else:
             body = body_chunks(contents, compress=compress, counter=counter)
         response = self._request(
@@ -608,6 +620,7 @@ class Session:
                     "pass decompress=False to read the stored bytes"
                 )
             metadata.compression = None
+            # A fresh context per payload: payloads may be read interleaved.
             payload = zstandard.ZstdDecompressor().stream_reader(
                 payload, read_size=BLOCK_SIZE, read_across_frames=True
             )
