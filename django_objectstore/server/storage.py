@@ -150,7 +150,7 @@ class StoredObject:
         meta: ObjectMeta,
         size: int,
         *,
-        data: bytes | None = None,
+        data: bytes | bytearray | None = None,
         file: IO[bytes] | None = None,
         offset: int = 0,
     ) -> None:
@@ -201,7 +201,9 @@ class Backend(Protocol):
     def list_parts(self, ident: Identity, upload_id: str) -> list[PartInfo]: ...
     def abort_upload(self, ident: Identity, upload_id: str) -> None: ...
     def upload_meta(self, ident: Identity, upload_id: str) -> ObjectMeta: ...
-    def read_part(self, ident: Identity, upload_id: str, part_number: int) -> Iterator[bytes]: ...
+    def read_part(
+        self, ident: Identity, upload_id: str, part_number: int
+    ) -> Iterator[bytes | memoryview]: ...
     def sweep(self, now: datetime) -> int: ...
     def close(self) -> None: ...
 
@@ -217,32 +219,30 @@ def _new_etag(part_number: int) -> str:
 class _Upload:
     ident: Identity
     meta: ObjectMeta
-    parts: dict[int, tuple[PartInfo, bytes]] = field(default_factory=dict)
+    parts: dict[int, tuple[PartInfo, bytearray]] = field(default_factory=dict)
 
 
 class _MemoryWriter:
     def __init__(self, commit: _CommitFn) -> None:
-        self._chunks: list[bytes] = []
+        self._buffer = bytearray()
         self._commit = commit
-        self._done = False
 
     def write(self, data: bytes | memoryview) -> None:
-        self._chunks.append(bytes(data))
+        self._buffer += data
 
     def commit(self) -> int:
-        payload = b"".join(self._chunks)
-        self._chunks = []
-        self._done = True
+        # The bytearray is never changed after this point, so it is stored
+        # as is instead of being copied into a bytes object.
+        payload, self._buffer = self._buffer, bytearray()
         self._commit(payload)
         return len(payload)
 
     def abort(self) -> None:
-        self._chunks = []
-        self._done = True
+        self._buffer = bytearray()
 
 
 class _CommitFn(Protocol):
-    def __call__(self, payload: bytes) -> None: ...
+    def __call__(self, payload: bytearray) -> None: ...
 
 
 class MemoryBackend:
@@ -250,11 +250,11 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._objects: dict[Identity, tuple[ObjectMeta, bytes]] = {}
+        self._objects: dict[Identity, tuple[ObjectMeta, bytearray]] = {}
         self._uploads: dict[str, _Upload] = {}
 
     def writer(self, ident: Identity, meta: ObjectMeta) -> Writer:
-        def commit(payload: bytes) -> None:
+        def commit(payload: bytearray) -> None:
             with self._lock:
                 self._objects[ident] = (meta, payload)
 
@@ -303,7 +303,7 @@ class MemoryBackend:
             self._upload(ident, upload_id)
         etag = _new_etag(part_number)
 
-        def commit(payload: bytes) -> None:
+        def commit(payload: bytearray) -> None:
             info = PartInfo(part_number, etag, len(payload), datetime.now(UTC))
             with self._lock:
                 self._upload(ident, upload_id).parts[part_number] = (info, payload)
@@ -319,10 +319,12 @@ class MemoryBackend:
         with self._lock:
             return self._upload(ident, upload_id).meta
 
-    def read_part(self, ident: Identity, upload_id: str, part_number: int) -> Iterator[bytes]:
+    def read_part(
+        self, ident: Identity, upload_id: str, part_number: int
+    ) -> Iterator[bytes | memoryview]:
         with self._lock:
             payload = self._upload(ident, upload_id).parts[part_number][1]
-        yield payload
+        yield memoryview(payload)
 
     def abort_upload(self, ident: Identity, upload_id: str) -> None:
         with self._lock:
@@ -568,7 +570,9 @@ class FilesystemBackend:
             expires = int(file.read(_EXPIRES_LINE))
             return ObjectMeta.from_json(json.loads(file.readline()), expires)
 
-    def read_part(self, ident: Identity, upload_id: str, part_number: int) -> Iterator[bytes]:
+    def read_part(
+        self, ident: Identity, upload_id: str, part_number: int
+    ) -> Iterator[bytes | memoryview]:
         folder = self._upload_dir(ident, upload_id)
         with open(folder / f"{part_number}.part", "rb", buffering=0) as file:
             file.readline()
