@@ -218,5 +218,9 @@ else:
 
     @pytest.fixture(autouse=True)
     def _objectstore_autouse(request: pytest.FixtureRequest) -> None:
-        if request.config.getini("objectstore_autouse"):
+        try:
+            enabled = request.config.getini("objectstore_autouse")
+        except ValueError:  # the plugin's fixtures were imported, not the plugin
+            enabled = False
+        if enabled:
             request.getfixturevalue("objectstore")
