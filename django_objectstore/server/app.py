@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from django_objectstore.server.auth import KeyDirectory
@@ -32,6 +33,9 @@ class LocalServer:
     ``datetime``) replaces the wall clock for expiry and token checks, so
     tests need not sleep. ``sweep_interval`` is how often expired objects
     are removed in the background (``None``: only when read).
+    ``/ready`` answers 503 while ``shutdown_marker`` exists (default: upstream's
+    ``objectstore.down`` in the system temp directory). ``fsync=False``
+    skips the fsync of each written object (faster, less durable).
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class LocalServer:
         clock: Callable[[], datetime] | None = None,
         fsync: bool = True,
         sweep_interval: float | None = 60.0,
+        shutdown_marker: str | os.PathLike[str] | None = None,
     ) -> None:
         self._clock = clock or _utcnow
         backend: Backend
@@ -60,6 +65,8 @@ class LocalServer:
             raise ConfigError(f"storage must be 'memory' or 'filesystem', not {storage!r}")
         keys = KeyDirectory(auth_keys or {}, enforce=auth_enforce, clock=self._clock)
         self.service = Service(backend, keys, usecases or {}, self._clock)
+        if shutdown_marker is not None:
+            self.service.shutdown_marker = Path(shutdown_marker)
         self._host = host
         self._port = port
         self._sweep_interval = sweep_interval

@@ -19,7 +19,6 @@ from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.service import (
     REASONS,
     SERVER_HEADER,
-    SHUTDOWN_MARKER,
     ClientError,
     Service,
     disposition,
@@ -505,7 +504,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         if raw_path == "/health":
             self.send_text(200, "OK")
         elif raw_path == "/ready":
-            if service.shutting_down or SHUTDOWN_MARKER.exists():
+            if service.shutting_down or service.shutdown_marker.exists():
                 self.send_text(503, "Shutting down")
             else:
                 self.send_text(200, "OK")
@@ -576,7 +575,10 @@ class RequestHandler(BaseHTTPRequestHandler):
                 self.send_simple(204, headers=headers)
                 return
             if byte_range is None:
-                self.send_chunked(200, headers, found, 0, found.size)
+                if self.request_version == "HTTP/1.1":
+                    self.send_chunked(200, headers, found, 0, found.size)
+                else:  # HTTP/1.0 clients cannot read chunked responses
+                    self.send_sized(200, headers, found, 0, found.size)
                 return
             start, end = byte_range
             size = found.size

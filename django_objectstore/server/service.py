@@ -191,6 +191,7 @@ class Service:
         self.counters = Counters()
         self.counter_lock = threading.Lock()
         self.shutting_down = False
+        self.shutdown_marker = SHUTDOWN_MARKER
 
     def now(self) -> datetime:
         return self.clock()

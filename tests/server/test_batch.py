@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from django_objectstore.server import LocalServer
+from django_objectstore.server import ExpirationRule, LocalServer, UsecasePolicy
 from django_objectstore.server.batch import split_parts
 from tests.server.helpers import bearer, call, mint
 
@@ -181,3 +181,18 @@ def test_read_only_token(auth_server: LocalServer) -> None:
         {"Content-Type": "multipart/form-data; boundary=b0undary"},
     )
     assert r.status == 400
+
+
+def test_usecase_policy_per_operation() -> None:
+    policy = UsecasePolicy(manual=ExpirationRule(allowed=False))
+    with LocalServer(usecases={"test": policy}) as server:
+        results = send(
+            server,
+            [
+                (op("insert", "manual"), b"x"),
+                (op("insert", "ttl", ("x-sn-expiration", "ttl:1h")), b"y"),
+            ],
+        )
+        assert results[0][0]["x-sn-batch-operation-status"] == "400 Bad Request"
+        assert "not allowed" in json.loads(results[0][1])["detail"]
+        assert results[1][0]["x-sn-batch-operation-status"] == "201 Created"

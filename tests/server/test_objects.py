@@ -4,8 +4,10 @@ section 19, items 1-51), against both storage backends."""
 from __future__ import annotations
 
 import re
+import socket
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -441,3 +443,24 @@ def test_health_ready_keda(memory_server: LocalServer) -> None:
     assert k.header("content-type") == "text/plain; version=0.0.4; charset=utf-8"
     assert b"objectstore_bytes_total " in k.body
     assert b"objectstore_requests_total " in k.body
+
+
+def test_ready_marker_and_http10(tmp_path: Path) -> None:
+    marker = tmp_path / "objectstore.down"
+    with LocalServer(shutdown_marker=marker) as server:
+        assert call(server.url, "GET", "/ready").status == 200
+        marker.touch()
+        r = call(server.url, "GET", "/ready")
+        assert (r.status, r.body) == (503, b"Shutting down")
+        assert call(server.url, "GET", "/health").status == 200
+        marker.unlink()
+        assert call(server.url, "GET", "/ready").status == 200
+        call(server.url, "PUT", f"{BASE}/old", b"http/1.0 body")
+        host, port = server.address
+        with socket.create_connection((host, port)) as sock:
+            sock.sendall(f"GET {BASE}/old HTTP/1.0\r\n\r\n".encode())
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+        assert b"content-length: 13\r\n" in data
+        assert data.endswith(b"\r\n\r\nhttp/1.0 body")
