@@ -128,6 +128,7 @@ def test_empty_object() -> None:
         assert storage.size(name) == 0
 
 
+@pytest.mark.django_db  # response.close() sends request_finished (closes DB connections)
 def test_file_response_content_length_is_logical(stored) -> None:  # type: ignore[no-untyped-def]
     storage, name = stored
     response = FileResponse(storage.open(name))

@@ -13,7 +13,8 @@ from django_objectstore.storage import ObjectstoreStorage
 from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
 from django_objectstore.views import parse_range
 
-pytestmark = pytest.mark.usefixtures("objectstore")
+# The test client's request_finished signal closes old DB connections.
+pytestmark = [pytest.mark.usefixtures("objectstore"), pytest.mark.django_db]
 
 DATA = b"0123456789" * 1000
 
