@@ -55,6 +55,7 @@ def _run() -> int:
             auth_enforce=config.auth_enforce,
             auth_keys=config.auth_keys,
             usecases=config.usecases,
+            fsync=config.fsync,
         )
     except ConfigError as exc:
         return _fail(str(exc))

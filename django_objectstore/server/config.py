@@ -107,6 +107,7 @@ class ServerConfig:
     port: int = 8888
     storage: StorageType = "filesystem"
     path: str = "data"
+    fsync: bool = True
     auth_enforce: bool = False
     auth_keys: dict[str, KeyConfig] = field(default_factory=dict)
     usecases: dict[str, UsecasePolicy] = field(default_factory=dict)
@@ -302,6 +303,8 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
         config.storage = "memory" if storage == "memory" else "filesystem"
     if "OS__STORAGE__PATH" in env:
         config.path = str(parse_env_value(env["OS__STORAGE__PATH"]))
+    if "OS__STORAGE__FSYNC" in env:  # not upstream: trade durability for speed
+        config.fsync = _as_bool("OS__STORAGE__FSYNC", parse_env_value(env["OS__STORAGE__FSYNC"]))
     if "OS__AUTH__ENFORCE" in env:
         config.auth_enforce = _as_bool(
             "OS__AUTH__ENFORCE", parse_env_value(env["OS__AUTH__ENFORCE"])

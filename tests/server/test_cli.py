@@ -57,12 +57,14 @@ def test_full_env() -> None:
             "OS__HTTP_ADDR": "[::1]:9000",
             "OS__STORAGE__TYPE": "memory",
             "OS__STORAGE__PATH": "/srv/data",
+            "OS__STORAGE__FSYNC": "false",
             "OS__AUTH__ENFORCE": "true",
             "OS__AUTH__KEYS": KEYS_ENV,
             "OS__USECASES": '{attachments={expiration={manual={allowed=false},ttl={max="90d"}}}}',
         }
     )
     assert (config.host, config.port, config.storage) == ("::1", 9000, "memory")
+    assert config.fsync is False
     assert config.auth_keys == {
         "test_kid": KeyConfig([str(PUBLIC_PEM)], ["object.read", "object.write", "object.delete"])
     }
