@@ -280,12 +280,13 @@ def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 if not isinstance(field, ObjectstoreFieldMixin):
                     continue
                 usecase = field.usecase
+                label = f"{model._meta.label}.{getattr(field, 'name', '?')}"
                 if usecase is None:
                     if len(usecases) != 1:
                         errors.append(
                             _e(
                                 13,
-                                f"{model._meta.label}.{field.name} has no usecase and "
+                                f"{label} has no usecase and "
                                 f"OBJECTSTORE['USECASES'] has {len(usecases)} entries.",
                                 "Pass usecase='...' to the field.",
                                 obj=field,
@@ -295,7 +296,7 @@ def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     errors.append(
                         _e(
                             13,
-                            f"{model._meta.label}.{field.name} uses usecase {usecase!r}, which "
+                            f"{label} uses usecase {usecase!r}, which "
                             "is not in OBJECTSTORE['USECASES'].",
                             f"Add {usecase!r} to OBJECTSTORE['USECASES'].",
                             obj=field,

@@ -100,7 +100,7 @@ def parse_expiration_setting(value: object, usecase: str) -> Any:
     from django_objectstore.client import TimeToIdle, TimeToLive
 
     if isinstance(value, TimeToLive | TimeToIdle):
-        if not isinstance(value.delta, timedelta) or value.delta <= timedelta(0):
+        if value.delta <= timedelta(0):
             raise ImproperlyConfigured(
                 f"OBJECTSTORE['USECASES'][{usecase!r}]['EXPIRATION'] has a non-positive "
                 f"duration {value.delta!r}."
@@ -183,7 +183,7 @@ class ObjectstoreSettings:
         return None if value is None else str(value)
 
     @property
-    def usecases(self) -> Mapping[str, Mapping[str, Any]]:
+    def usecases(self) -> Mapping[str, Any]:
         value = self._get("USECASES")
         if not isinstance(value, Mapping):
             raise ImproperlyConfigured(

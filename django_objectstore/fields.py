@@ -11,6 +11,7 @@ settings), so changing ``OBJECTSTORE`` never creates a migration.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -101,7 +102,7 @@ class ObjectstoreFieldMixin:
                 return None
         return None
 
-    def generate_filename(self, instance: Any, filename: str) -> str:
+    def generate_filename(self, instance: Any, filename: str | os.PathLike[str]) -> str:
         name: str = super().generate_filename(instance, filename)  # type: ignore[misc]
         if not isinstance(self.storage, ObjectstoreStorage):  # type: ignore[attr-defined]
             return name

@@ -189,7 +189,7 @@ class RemoteReader(io.RawIOBase):
         return stream
 
 
-class ObjectstoreFile(File):
+class ObjectstoreFile(File):  # type: ignore[type-arg]
     """A ``django.core.files.File`` backed by an Objectstore object.
 
     Read mode streams (see :class:`RemoteReader`); write mode spools into a
@@ -198,6 +198,7 @@ class ObjectstoreFile(File):
 
     def __init__(self, name: str, mode: str, storage: ObjectstoreStorage) -> None:
         self.name = name
+        self._object_name = name
         self.mode = mode
         self._storage = storage
         self._dirty = False
@@ -205,7 +206,7 @@ class ObjectstoreFile(File):
 
     def _make_file(self, mode: str) -> Any:
         if "r" in mode and "+" not in mode:
-            reader = self._storage._reader(self.name)
+            reader = self._storage._reader(self._object_name)
             return reader if "b" in mode else io.TextIOWrapper(io.BufferedReader(reader), "utf-8")
         if any(flag in mode for flag in "wax"):
             spool = tempfile.SpooledTemporaryFile(max_size=2 * 1024 * 1024, mode="w+b")  # noqa: SIM115
@@ -216,7 +217,7 @@ class ObjectstoreFile(File):
         )
 
     @property
-    def size(self) -> int:  # type: ignore[override]
+    def size(self) -> int:
         reader = self._reader_or_none()
         if reader is not None:
             return reader.size
@@ -269,7 +270,7 @@ class ObjectstoreFile(File):
                 file.flush()
                 raw = file.buffer if isinstance(file, io.TextIOWrapper) else file
                 raw.seek(0)
-                self._storage._upload_to_name(self.name, raw)
+                self._storage._upload_to_name(self._object_name, raw)
         finally:
             self._dirty = False
             file.close()

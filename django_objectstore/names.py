@@ -39,7 +39,7 @@ def looks_like_scope(segment: str) -> bool:
     return segment == EMPTY_SCOPES or "=" in segment
 
 
-def split_name(name: str, default_scope: ScopePairs) -> tuple[ScopePairs, str]:
+def split_name(name: object, default_scope: ScopePairs) -> tuple[ScopePairs, str]:
     """Split a stored name into scope pairs and key.
 
     A name whose first segment is not a scope segment (no ``=`` and not

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import mimetypes
+import os
 import posixpath
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -74,7 +75,8 @@ class ObjectstoreStorage(Storage):
         url_strategy: str = "auto",
         url_expiry: int | None = None,
     ) -> None:
-        if usecase is not None and (not isinstance(usecase, str) or not usecase):
+        checked: object = usecase
+        if checked is not None and (not isinstance(checked, str) or not checked):
             raise ImproperlyConfigured(
                 f"ObjectstoreStorage usecase must be a name, got {usecase!r}."
             )
@@ -126,7 +128,7 @@ class ObjectstoreStorage(Storage):
         return join_name(pairs, key)
 
     # -- names -----------------------------------------------------------
-    def generate_filename(self, filename: str) -> str:
+    def generate_filename(self, filename: str | os.PathLike[str]) -> str:
         # Keys are not paths: no os.path.normpath (which would rewrite them on
         # Windows and collapse segments); only drop empty and '.' segments.
         filename = str(filename).replace("\\", "/")
@@ -492,7 +494,7 @@ class _NonClosing(io.RawIOBase):
             return False
 
     def read(self, size: int | None = -1) -> bytes:
-        data = self._raw.read(-1 if size is None else size)
+        data: Any = self._raw.read(-1 if size is None else size)
         return data.encode("utf-8") if isinstance(data, str) else data
 
     def readinto(self, buffer: Any) -> int:

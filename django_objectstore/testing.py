@@ -141,7 +141,7 @@ def _stop_shared() -> None:
             _shared = None
 
 
-class override_objectstore(override_settings):  # noqa: N801 - named like override_settings
+class override_objectstore(override_settings):
     """Point ``OBJECTSTORE`` at a local test server for a block or function.
 
     ``with override_objectstore() as server: ...`` yields the
@@ -180,7 +180,7 @@ class ObjectstoreTestMixin:
     ``objectstore_overrides = {...}`` on the class to override OBJECTSTORE keys.
     """
 
-    objectstore_overrides: dict[str, Any] = {}  # noqa: RUF012
+    objectstore_overrides: dict[str, Any] = {}
     objectstore_server: ObjectstoreTestServer
 
     @classmethod
@@ -206,9 +206,9 @@ else:
         )
 
     @pytest.fixture(scope="session")
-    def objectstore_server() -> Iterator[ObjectstoreTestServer]:
-        """The in-memory local Objectstore (one per test session)."""
-        yield get_test_server()
+    def objectstore_server() -> ObjectstoreTestServer:
+        """The in-memory local Objectstore (one per process, stopped at exit)."""
+        return get_test_server()
 
     @pytest.fixture
     def objectstore(objectstore_server: ObjectstoreTestServer) -> Iterator[ObjectstoreTestServer]:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.http import content_disposition_header, urlencode
@@ -58,7 +59,7 @@ def signed_download_url(name: str, seconds: int, *, storage: ObjectstoreStorage)
     usecase = storage.usecase
     expires = int(time.time()) + int(seconds)
     path = reverse("django_objectstore:download", kwargs={"usecase": usecase, "name": name})
-    query = urlencode({"expires": expires, "signature": _signature(usecase, name, expires)})
+    query = urlencode({"expires": str(expires), "signature": _signature(usecase, name, expires)})
     return f"{path}?{query}"
 
 
@@ -116,14 +117,14 @@ def _stream(file: ObjectstoreFile, remaining: int) -> Iterator[bytes]:
 
 
 @require_safe
-def download(request: HttpRequest, usecase: str, name: str) -> HttpResponse:
+def download(request: HttpRequest, usecase: str, name: str) -> HttpResponseBase:
     if usecase not in objectstore_settings.usecases:
         raise Http404("Unknown usecase.")
     if not (_signed(request, usecase, name) or _permitted(request, usecase, name)):
         raise PermissionDenied("This download link is invalid or has expired.")
     storage = ObjectstoreStorage(usecase)
     try:
-        file = storage.open(name)
+        file = cast(ObjectstoreFile, storage.open(name))
     except FileNotFoundError:
         raise Http404("No such object.") from None
     size = file.size
@@ -132,10 +133,10 @@ def download(request: HttpRequest, usecase: str, name: str) -> HttpResponse:
         byte_range = parse_range(request.headers.get("Range", ""), size)
     except ValueError:
         file.close()
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        response["Accept-Ranges"] = "bytes"
-        return response
+        refused = HttpResponse(status=416)
+        refused["Content-Range"] = f"bytes */{size}"
+        refused["Accept-Ranges"] = "bytes"
+        return refused
     start, end = byte_range if byte_range is not None else (0, size - 1)
     if start:
         file.seek(start)

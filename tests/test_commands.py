@@ -69,13 +69,13 @@ def test_sign_token_wildcard_and_defaults() -> None:
 @pytest.mark.usefixtures("objectstore")
 def test_signed_token_is_accepted_by_the_server(objectstore_server) -> None:  # noqa: F811
     token = sign("attachments", "--scope", "org=5")[0].strip()
-    request = urllib.request.Request(  # noqa: S310 - loopback
+    request = urllib.request.Request(
         f"{objectstore_server.url}/v1/objects/attachments/org=5/",
         data=b"hello",
         method="POST",
         headers={"x-os-auth": f"Bearer {token}"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201
 
 
@@ -118,7 +118,7 @@ def run_server(*args: str) -> tuple[ServerCommand, threading.Thread, list[BaseEx
     def target() -> None:
         try:
             call_command(command, *args)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
             command.started.set()
 
@@ -145,7 +145,7 @@ def test_server_command_with_auth_from_settings(tmp_path: Path) -> None:
                 with response.payload as payload:
                     assert payload.read() == b"through the command's server"
             with pytest.raises(urllib.request.HTTPError) as info:
-                urllib.request.urlopen(f"{url}/v1/objects/attachments/org=1/{key}", timeout=5)  # noqa: S310
+                urllib.request.urlopen(f"{url}/v1/objects/attachments/org=1/{key}", timeout=5)
             assert info.value.code == 400  # no token: auth is enforced
             info.value.close()
         finally:
@@ -161,7 +161,7 @@ def test_server_command_memory_without_auth() -> None:
     )
     try:
         assert errors == []
-        with urllib.request.urlopen(f"{command.server.url}/health", timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{command.server.url}/health", timeout=5) as response:
             assert response.status == 200
     finally:
         command.shutdown()

@@ -45,7 +45,7 @@ class ModelTests(ObjectstoreTestMixin, TestCase):
         with doc.file.open() as handle:
             handle.seek(10)
             assert handle.read() == b"numbers"
-        with urllib.request.urlopen(doc.file.url, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(doc.file.url, timeout=10) as response:
             assert response.headers["content-disposition"] == 'attachment; filename="report.txt"'
         storage = doc.file.storage
         doc.file.delete(save=True)
@@ -143,7 +143,7 @@ class ThreadTests(ObjectstoreTestMixin, TransactionTestCase):
                 doc.file.save(f"f{index}.txt", ContentFile(payload), save=False)
                 assert doc.file.storage.open(doc.file.name).read() == payload
                 assert doc.file.size == len(payload)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 connection.close()
@@ -158,7 +158,7 @@ class ThreadTests(ObjectstoreTestMixin, TransactionTestCase):
 
 def test_deconstruct_has_no_storage_or_secrets() -> None:
     field = Document._meta.get_field("file")
-    _, path, args, kwargs = field.deconstruct()
+    _, path, _, kwargs = field.deconstruct()
     assert path == "django_objectstore.fields.ObjectstoreFileField"
     assert kwargs == {
         "usecase": "attachments",

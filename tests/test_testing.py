@@ -29,7 +29,7 @@ def test_context_manager_points_settings_at_the_server() -> None:
         assert settings.OBJECTSTORE["USECASES"] == before["USECASES"]
         name = ObjectstoreStorage("plain").save("a.txt", ContentFile(b"a"))
         assert ObjectstoreStorage("plain").exists(name)
-    assert settings.OBJECTSTORE == before
+    assert before == settings.OBJECTSTORE
 
 
 def test_overrides_and_decorator() -> None:
@@ -52,9 +52,7 @@ def test_fixture_server_enforces_auth(objectstore, objectstore_server) -> None: 
     assert objectstore is objectstore_server
     key = factory.get_session("plain").put(b"signed")
     with pytest.raises(urllib.request.HTTPError) as info:
-        urllib.request.urlopen(  # noqa: S310 - loopback
-            f"{objectstore_server.url}/v1/objects/plain/_/{key}", timeout=5
-        )
+        urllib.request.urlopen(f"{objectstore_server.url}/v1/objects/plain/_/{key}", timeout=5)
     assert info.value.code == 400
     info.value.close()
 
@@ -62,8 +60,8 @@ def test_fixture_server_enforces_auth(objectstore, objectstore_server) -> None: 
 def test_standalone_server_without_auth() -> None:
     with ObjectstoreTestServer(auth=False) as server:
         url = f"{server.url}/v1/objects/plain/_/"
-        request = urllib.request.Request(url, data=b"x", method="POST")  # noqa: S310
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        request = urllib.request.Request(url, data=b"x", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
             assert response.status == 201
         assert "ObjectstoreTestServer http://127.0.0.1" in repr(server)
     assert not server.public_key_file.exists()

@@ -11,10 +11,16 @@ from django_objectstore.storage import ObjectstoreStorage
 class Organization(models.Model):
     name = models.CharField(max_length=50)
 
+    def __str__(self) -> str:
+        return self.name
+
 
 class Project(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
     name = models.CharField(max_length=50)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def project_scope(instance: Any) -> dict[str, Any]:
@@ -29,6 +35,9 @@ class Document(models.Model):
     )
     attachment = ObjectstoreFileField(usecase="plain", scope=project_scope, blank=True)
 
+    def __str__(self) -> str:
+        return self.file.name or ""
+
 
 class Photo(models.Model):
     image = ObjectstoreImageField(
@@ -36,6 +45,9 @@ class Photo(models.Model):
     )
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.image.name or ""
 
 
 class Note(models.Model):
@@ -47,3 +59,6 @@ class Note(models.Model):
         upload_to="notes/%Y/",
         storage=ObjectstoreStorage("notes", key_from_name=True),
     )
+
+    def __str__(self) -> str:
+        return self.file.name or ""
