@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from django_objectstore.server.config import PERMISSIONS, ConfigError, KeyConfig
 
 __all__ = ["AuthError", "Authorization", "KeyDirectory"]
 
+_logger = logging.getLogger("django_objectstore.server")
 _LEEWAY = 60
 _PRESIGN_SKEW = timedelta(seconds=60)
 _AUDIENCE = "objectstore"
@@ -146,9 +148,10 @@ class KeyDirectory:
             return UNRESTRICTED
         try:
             result = self._authenticate(method, raw_path, raw_query, headers)
-        except AuthError:
+        except AuthError as exc:
             if self.enforce:
                 raise
+            _logger.info("auth not enforced; this request would fail with: %s", exc.detail)
             return UNRESTRICTED
         return result if self.enforce else UNRESTRICTED
 

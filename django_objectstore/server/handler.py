@@ -59,7 +59,7 @@ class ObjectstoreHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], service: Service) -> None:
         self.service = service
-        self._open: set[socket.socket] = set()
+        self._open: dict[socket.socket, threading.Thread] = {}
         self._open_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -67,20 +67,24 @@ class ObjectstoreHTTPServer(ThreadingHTTPServer):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
-            self._open.add(request)
+            self._open[request] = threading.current_thread()
         try:
             super().process_request_thread(request, client_address)
         finally:
             with self._open_lock:
-                self._open.discard(request)
+                self._open.pop(request, None)
 
-    def close_connections(self) -> None:
-        """Shut down open keep-alive connections so their threads end."""
+    def close_connections(self, timeout: float = 5.0) -> None:
+        """Shut down open connections (idle keep-alive ones included) and
+        join their threads."""
         with self._open_lock:
-            sockets = list(self._open)
-        for sock in sockets:
+            open_now = list(self._open.items())
+        for sock, _ in open_now:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        for _, thread in open_now:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
 
 class _Route:

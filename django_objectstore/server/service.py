@@ -121,7 +121,10 @@ def meta_from_headers(headers: Message, now: datetime) -> ObjectMeta:
     for name, value in headers.items():
         lowered = name.lower()
         if lowered.startswith(HEADER_META_PREFIX) and len(lowered) > len(HEADER_META_PREFIX):
-            custom[lowered[len(HEADER_META_PREFIX) :]] = value
+            custom_name = lowered[len(HEADER_META_PREFIX) :]
+            if _HEADER_NAME.fullmatch(custom_name) is None:
+                raise _header_error()
+            custom[custom_name] = value
     checked: list[str | None] = [origin, filename, *custom.values()]
     if any(item is not None and not _valid_value(item) for item in checked):
         raise _header_error()
