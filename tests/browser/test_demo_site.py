@@ -40,40 +40,63 @@ def open_project(page: Any, name: str = "Website") -> None:
     page.wait_for_selector("form#upload")
 
 
-def test_upload_list_download_delete(page: Any, demo_site: DemoSite, artifacts: Path) -> None:
+def upload(page: Any, name: str, data: bytes, mime_type: str) -> Any:
+    page.set_input_files("#id_file", files=[{"name": name, "mimeType": mime_type, "buffer": data}])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.wait_for_selector(f"text=Uploaded {name}.")
+    return page.locator("#attachments tbody tr", has_text=name).first
+
+
+def test_upload_list_and_download(page: Any, demo_site: DemoSite, artifacts: Path) -> None:
     data = payload(150_000)
     open_project(page)
-    page.set_input_files(
-        "#id_file", files=[{"name": "report.txt", "mimeType": "text/plain", "buffer": data}]
-    )
-    page.get_by_role("button", name="Upload").click()
-    page.wait_for_selector("text=Uploaded report.txt.")
+    row = upload(page, "report.txt", data, "text/plain")
 
-    row = page.locator("#attachments tbody tr", has_text="report.txt").first
+    # The logical size, although zstd stores far fewer bytes.
     assert row.locator("td.size").get_attribute("data-bytes") == str(len(data))
     assert row.locator("td.size").inner_text().strip() == "146.5\xa0KB"
     assert row.locator("td.content-type").inner_text().strip() == "text/plain"
-    assert re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", row.locator("td.created").inner_text()
-    )
+    timestamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    created = row.locator("td.created").inner_text()
+    expires = row.locator("td.expires").inner_text()
+    assert re.fullmatch(timestamp, created), created
     # tti:30d from settings: the object expires 30 days after its last access.
-    assert re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", row.locator("td.expires").inner_text()
-    )
+    assert re.fullmatch(timestamp, expires), expires
+    assert expires > created
     stored_name = row.locator("td.name .mono").inner_text()
     assert stored_name.startswith("org=1;project=1/"), stored_name
 
-    page.screenshot(path=str(artifacts / "demo-project-page.png"), full_page=True)
-
+    # The link is a pre-signed URL of the Objectstore server itself: the
+    # browser downloads straight from it, with no token of its own.
+    href = row.locator("a.download").get_attribute("href")
+    assert href.startswith("http://127.0.0.1:"), href
+    assert not href.startswith(demo_site.url), href
+    assert "/v1/objects/attachments/org=1;project=1/" in href, href
+    assert "os_sig=" in href, href
     with page.expect_download() as download_info:
         row.locator("a.download").click()
     download = download_info.value
+    assert download.failure() is None
     assert Path(download.path()).read_bytes() == data
     assert download.suggested_filename == "report.txt"
 
-    row.get_by_role("button", name="Delete").click()
-    page.wait_for_selector("text=Deleted report.txt.")
-    assert page.locator("#attachments tbody tr", has_text="report.txt").count() == 0
+    # Auth is enforced: the same URL with a broken signature, or without any
+    # signature, is refused.
+    tampered = page.request.get(re.sub(r"os_sig=[^&]+", "os_sig=" + "A" * 86, href))
+    assert tampered.status == 401, tampered.status
+    unsigned = page.request.get(href.split("?", 1)[0])
+    assert unsigned.status == 400, unsigned.status
+
+
+def test_delete(page: Any, demo_site: DemoSite) -> None:
+    open_project(page, "Mobile app")
+    row = upload(page, "scratch.csv", b"a,b\n1,2\n", "text/csv")
+    href = row.locator("a.download").get_attribute("href")
+    assert page.request.get(href).status == 200
+    row.get_by_role("button", name="Delete", exact=True).click()
+    page.wait_for_selector("text=Deleted scratch.csv.")
+    assert page.locator("#attachments tbody tr", has_text="scratch.csv").count() == 0
+    assert page.request.get(href).status == 404
 
 
 def test_admin_image_upload(page: Any, demo_site: DemoSite, artifacts: Path) -> None:
@@ -101,4 +124,4 @@ def test_admin_image_upload(page: Any, demo_site: DemoSite, artifacts: Path) -> 
     img.scroll_into_view_if_needed()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img.element_handle())
     assert img.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [96, 64]
-    page.screenshot(path=str(artifacts / "demo-project-page-with-image.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "demo-project-page.png"), full_page=True)
