@@ -72,17 +72,9 @@ def complete_upload(
                 "InvalidPart",
                 f"etag mismatch for part {number}: expected {info.etag}, got {etag}",
             )
-    writer = backend.writer(ident, meta)
     try:
-        for number, _ in parts:
-            for block in backend.read_part(ident, upload_id, number):
-                writer.write(block)
-        writer.commit()
+        backend.assemble(ident, upload_id, [number for number, _ in parts], meta)
     except (OSError, UploadNotFound, KeyError) as exc:
-        writer.abort()
         return _error("internal error", f"storage backend error: {type(exc).__name__}")
-    except BaseException:
-        writer.abort()
-        raise
     backend.abort_upload(ident, upload_id)
     return {"key": ident.key}

@@ -136,7 +136,7 @@ class UploadNotFound(LookupError):
 
 
 class Writer(Protocol):
-    def write(self, data: bytes | memoryview) -> None: ...
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
     def commit(self) -> int: ...
     def abort(self) -> None: ...
 
@@ -201,9 +201,9 @@ class Backend(Protocol):
     def list_parts(self, ident: Identity, upload_id: str) -> list[PartInfo]: ...
     def abort_upload(self, ident: Identity, upload_id: str) -> None: ...
     def upload_meta(self, ident: Identity, upload_id: str) -> ObjectMeta: ...
-    def read_part(
-        self, ident: Identity, upload_id: str, part_number: int
-    ) -> Iterator[bytes | memoryview]: ...
+    def assemble(
+        self, ident: Identity, upload_id: str, part_numbers: list[int], meta: ObjectMeta
+    ) -> None: ...
     def sweep(self, now: datetime) -> int: ...
     def close(self) -> None: ...
 
@@ -227,7 +227,7 @@ class _MemoryWriter:
         self._buffer = bytearray()
         self._commit = commit
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self._buffer += data
 
     def commit(self) -> int:
@@ -319,12 +319,16 @@ class MemoryBackend:
         with self._lock:
             return self._upload(ident, upload_id).meta
 
-    def read_part(
-        self, ident: Identity, upload_id: str, part_number: int
-    ) -> Iterator[bytes | memoryview]:
+    def assemble(
+        self, ident: Identity, upload_id: str, part_numbers: list[int], meta: ObjectMeta
+    ) -> None:
         with self._lock:
-            payload = self._upload(ident, upload_id).parts[part_number][1]
-        yield memoryview(payload)
+            parts = self._upload(ident, upload_id).parts
+            payloads = [parts[number][1] for number in part_numbers]
+        writer = self.writer(ident, meta)
+        for payload in payloads:
+            writer.write(payload)
+        writer.commit()
 
     def abort_upload(self, ident: Identity, upload_id: str) -> None:
         with self._lock:
@@ -368,7 +372,7 @@ class _FileWriter:
         if header:
             self._file.write(header)
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         assert self._file is not None
         view = memoryview(data)
         while view:
@@ -376,6 +380,28 @@ class _FileWriter:
             assert written is not None
             view = view[written:]
         self._size += len(data)
+
+    def copy_from(self, fd: int, offset: int, count: int) -> None:
+        """Append ``count`` bytes of file ``fd`` from ``offset``, in the
+        kernel where possible."""
+        assert self._file is not None
+        out = self._file.fileno()
+        while count > 0:
+            try:
+                copied = os.copy_file_range(fd, out, count, offset)
+            except OSError:
+                copied = 0
+            if copied <= 0:  # unsupported here or end of file: plain copy
+                os.lseek(fd, offset, os.SEEK_SET)
+                block = os.read(fd, min(count, CHUNK))
+                if not block:
+                    raise OSError(f"part file ended {count} bytes early")
+                self.write(block)
+                copied = len(block)
+            else:
+                self._size += copied
+            offset += copied
+            count -= copied
 
     def commit(self) -> int:
         assert self._file is not None
@@ -570,14 +596,23 @@ class FilesystemBackend:
             expires = int(file.read(_EXPIRES_LINE))
             return ObjectMeta.from_json(json.loads(file.readline()), expires)
 
-    def read_part(
-        self, ident: Identity, upload_id: str, part_number: int
-    ) -> Iterator[bytes | memoryview]:
+    def assemble(
+        self, ident: Identity, upload_id: str, part_numbers: list[int], meta: ObjectMeta
+    ) -> None:
         folder = self._upload_dir(ident, upload_id)
-        with open(folder / f"{part_number}.part", "rb", buffering=0) as file:
-            file.readline()
-            while block := file.read(CHUNK):
-                yield block
+        writer = _FileWriter(
+            self._path(ident), self._header(ident, meta), self._fsync, self._replace_locked
+        )
+        try:
+            for number in part_numbers:
+                with open(folder / f"{number}.part", "rb", buffering=0) as file:
+                    offset = len(file.readline())
+                    size = os.fstat(file.fileno()).st_size - offset
+                    writer.copy_from(file.fileno(), offset, size)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
 
     def abort_upload(self, ident: Identity, upload_id: str) -> None:
         try:
