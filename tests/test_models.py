@@ -195,3 +195,19 @@ def test_resolve_scope_forms() -> None:
         resolve_scope(Obj(), lambda o: {"org": "a.b"})
     with pytest.raises(TypeError, match="scope"):
         ObjectstoreFileField(usecase="plain", scope="org")  # type: ignore[arg-type]
+
+
+@pytest.mark.django_db  # makemigrations checks the migration history
+def test_makemigrations_output_has_no_storage_or_secrets() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "testapp", "--dry-run", "--verbosity", "3", stdout=out)
+    text = out.getvalue()
+    assert "django_objectstore.fields.ObjectstoreFileField(" in text
+    assert "scope={'org': 'project.organization_id', 'project': 'project_id'}" in text
+    assert "scope=tests.testapp.models.project_scope" in text
+    assert "PRIVATE KEY" not in text
+    assert "127.0.0.1" not in text

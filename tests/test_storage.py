@@ -484,3 +484,14 @@ def test_sixteen_threads_save_and_read(storage: ObjectstoreStorage) -> None:
         thread.join()
     assert errors == []
     assert len(set(results.values())) == 16
+
+
+def test_non_ascii_file_name_round_trips(storage: ObjectstoreStorage) -> None:
+    name = storage.save("résumé 100%.pdf", ContentFile(b"%PDF-1.4 fake"))
+    assert storage.metadata(name).filename == "résumé 100%.pdf"
+    keyed = ObjectstoreStorage(storage.usecase, key_from_name=True)
+    other = keyed.save("dossier/café.txt", ContentFile(b"x"))
+    assert other == "_/dossier/café.txt"
+    assert keyed.open(other).read() == b"x"
+    status, data, _ = fetch(keyed.url(other))
+    assert status == 200
