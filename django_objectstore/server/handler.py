@@ -220,8 +220,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 with contextlib.suppress(OSError):
                     self._send_json_error(500, "service error: internal server error")
         finally:
-            if self._body_state == "pending":
-                self._finish_body()
+            self._finish_body()
             with service.counter_lock:
                 service.counters.in_flight -= 1
                 service.counters.requests += 1
@@ -272,12 +271,13 @@ class RequestHandler(BaseHTTPRequestHandler):
                 if not line.endswith(b"\n"):
                     raise ClientGone("body ended inside a chunk header")
                 size_text = line.split(b";", 1)[0].strip()
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise BadFraming(f"invalid chunk size {size_text[:20]!r}") from None
-                if size < 0:
-                    raise BadFraming("negative chunk size")
+                if (
+                    not size_text
+                    or size_text.strip(b"0123456789abcdefABCDEF")
+                    or len(size_text) > 16
+                ):
+                    raise BadFraming(f"invalid chunk size {size_text[:20]!r}")
+                size = int(size_text, 16)
                 if size == 0:
                     while True:  # trailers
                         trailer = rfile.readline(65536)
@@ -351,17 +351,19 @@ class RequestHandler(BaseHTTPRequestHandler):
         lines.append(f"date: {self.date_time_string()}")
         for name, value in headers:
             lines.append(f"{name}: {value}")
-        if self._body_state == "pending" or self.close_connection:
-            # An unread body: drain it if small, else close (decided later);
-            # announce the close up front when we know it.
+        if self._body_state == "reading":
+            self.close_connection = True  # a body we stopped reading halfway
+        elif self._body_state == "pending":
+            # An unread body is drained after the response when it is small
+            # (or chunked, up to the same limit); a large one closes.
             length = self.headers.get("content-length")
             chunked = "chunked" in (self.headers.get("transfer-encoding") or "").lower()
-            if self.close_connection or (
-                not chunked
-                and (length is None or not length.strip().isdigit() or int(length) > _DRAIN_LIMIT)
+            if not chunked and (
+                length is None or not length.strip().isdigit() or int(length) > _DRAIN_LIMIT
             ):
                 self.close_connection = True
-                lines.append("connection: close")
+        if self.close_connection:
+            lines.append("connection: close")
         lines.append("")
         lines.append("")
         return "\r\n".join(lines).encode("latin-1")

@@ -240,3 +240,12 @@ def test_multipart_auth(auth_server: LocalServer) -> None:
     assert r.json()["error"]["message"] == "auth error: operation not allowed"
     r = call(url, "POST", f"{COMPLETE}/{key}?upload_id={uid}", body, {**JSON, **rw})
     assert r.json() == {"key": key}
+
+
+def test_complete_body_too_large(memory_server: LocalServer) -> None:
+    key = fresh()
+    uid = initiate(memory_server.url, key)
+    body = b'{"parts":[' + b" " * (2 * 1024 * 1024 + 10) + b"]}"
+    r = call(memory_server.url, "POST", f"{COMPLETE}/{key}?upload_id={uid}", body, JSON)
+    assert r.status == 413
+    assert r.header("connection") == "close"

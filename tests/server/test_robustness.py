@@ -99,11 +99,14 @@ def test_truncated_part_not_listed(memory_server: LocalServer) -> None:
     assert listing.json()["parts"] == []
 
 
-def test_bad_chunk_size_is_400(memory_server: LocalServer) -> None:
+@pytest.mark.parametrize("size", [b"zz", b"0x5", b"+5", b"5_0", b"-5", b""])
+def test_bad_chunk_size_is_400(memory_server: LocalServer, size: bytes) -> None:
     key = f"bad-{uuid.uuid4().hex}"
     with connect(memory_server) as sock:
         sock.sendall(
-            head(f"{OBJ}/{key}", "Transfer-Encoding: chunked\r\n") + b"zz\r\nhello\r\n0\r\n\r\n"
+            head(f"{OBJ}/{key}", "Transfer-Encoding: chunked\r\n")
+            + size
+            + b"\r\nhello\r\n0\r\n\r\n"
         )
         response = read_all(sock)
     assert response.startswith(b"HTTP/1.1 400")
@@ -128,7 +131,7 @@ def test_malformed_requests(memory_server: LocalServer, raw: bytes) -> None:
         sock.shutdown(socket.SHUT_WR)
         response = read_all(sock)
     status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
-    assert 400 <= status < 500 or response == b""
+    assert 400 <= status <= 505 or response == b""
     assert call(memory_server.url, "GET", "/health").status == 200
 
 
