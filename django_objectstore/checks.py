@@ -11,7 +11,7 @@ Errors (the setting cannot work):
 * ``E008`` METRICS_BACKEND / DOWNLOAD_PERMISSION cannot be imported
 * ``E009`` USECASES malformed (not a dict, bad usecase name, unknown keys)
 * ``E010`` bad COMPRESSION; ``E011`` bad EXPIRATION; ``E012`` bad SCOPE
-* ``E013`` a model field names a usecase that is not configured
+* ``E013`` a model field or a ``STORAGES`` entry names a usecase that is not configured
 
 Warnings (works, but risky):
 
@@ -274,6 +274,8 @@ def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         return []
     configs = app_configs if app_configs is not None else apps.get_app_configs()
     errors: list[CheckMessage] = []
+    if app_configs is None:
+        errors += _check_storages(usecases)
     for config in configs:
         for model in config.get_models():
             for field in model._meta.get_fields():
@@ -302,4 +304,34 @@ def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                             obj=field,
                         )
                     )
+    return errors
+
+
+def _check_storages(usecases: Mapping[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    backends = getattr(settings, "STORAGES", None) or {}
+    for alias, config in backends.items():
+        if not isinstance(config, Mapping):
+            continue
+        if config.get("BACKEND") != "django_objectstore.storage.ObjectstoreStorage":
+            continue
+        usecase = (config.get("OPTIONS") or {}).get("usecase")
+        if usecase is None and len(usecases) != 1:
+            errors.append(
+                _e(
+                    13,
+                    f"STORAGES[{alias!r}] uses ObjectstoreStorage without a usecase and "
+                    f"OBJECTSTORE['USECASES'] has {len(usecases)} entries.",
+                    "Add 'OPTIONS': {'usecase': '...'}.",
+                )
+            )
+        elif usecase is not None and usecase not in usecases:
+            errors.append(
+                _e(
+                    13,
+                    f"STORAGES[{alias!r}] uses usecase {usecase!r}, which is not in "
+                    "OBJECTSTORE['USECASES'].",
+                    f"Add {usecase!r} to OBJECTSTORE['USECASES'].",
+                )
+            )
     return errors

@@ -307,6 +307,9 @@ class ObjectstoreStorage(Storage):
         return self._head(self._session(pairs), key, name)
 
     def exists(self, name: str) -> bool:
+        if not name:
+            # collectstatic --clear asks about the root; there is no listing.
+            return False
         pairs, key = self._split(name)
         try:
             self._head(self._session(pairs), key, name)

@@ -163,6 +163,16 @@ def test_e013_field_with_unconfigured_usecase() -> None:
     assert ids(with_(USECASES=usecases)) == ["django_objectstore.E013"]
 
 
+def test_e013_storages_entry_with_unconfigured_usecase() -> None:
+    from django.conf import settings
+
+    backend = "django_objectstore.storage.ObjectstoreStorage"
+    for options, expected in (({"usecase": "nope"}, 1), ({}, 1), ({"usecase": "plain"}, 0)):
+        storages = {**settings.STORAGES, "objects": {"BACKEND": backend, "OPTIONS": options}}
+        with override_settings(STORAGES=storages):
+            assert ids(GOOD).count("django_objectstore.E013") == expected, options
+
+
 def test_w001_usecase_without_expiration() -> None:
     conf = with_(USECASES={**GOOD["USECASES"], "extra": {}})
     assert ids(conf) == ["django_objectstore.W001"]

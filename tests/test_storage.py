@@ -322,6 +322,7 @@ def test_missing_object_raises_file_not_found(storage: ObjectstoreStorage) -> No
     with pytest.raises(FileNotFoundError):
         storage.get_created_time(missing)
     assert storage.exists(missing) is False
+    assert storage.exists("") is False
     storage.delete(missing)  # not an error
 
 
