@@ -445,9 +445,10 @@ class FilesystemBackend:
         self._remove_stale_temp_files()
 
     def _remove_stale_temp_files(self) -> None:
-        for tmp in self.root.rglob(".*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        for folder in (self._objects, self._uploads):
+            for tmp in folder.rglob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
 
     def _path(self, ident: Identity) -> Path:
         digest = ident.digest()

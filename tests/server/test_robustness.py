@@ -176,3 +176,15 @@ def test_no_tokens_in_logs(auth_server: LocalServer, caplog: pytest.LogCaptureFi
     assert "topsecretsig" not in text
     assert "os_auth=[redacted]&x=1" in text
     assert "GET /v1/objects/test/org=1/k" in text
+
+
+def test_restart_keeps_objects_and_removes_stale_temp_files(tmp_path: Path) -> None:
+    with LocalServer(storage="filesystem", path=tmp_path) as server:
+        call(server.url, "PUT", f"{OBJ}/persist", b"still here", {"x-snme-a": "b"})
+    stale = tmp_path / "objects" / "ab" / ".leftover.1234.tmp"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"partial")
+    with LocalServer(storage="filesystem", path=tmp_path) as server:
+        r = call(server.url, "GET", f"{OBJ}/persist")
+        assert (r.status, r.body, r.header("x-snme-a")) == (200, b"still here", "b")
+    assert not stale.exists()
