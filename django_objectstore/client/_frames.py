@@ -32,7 +32,9 @@ _MAGIC: Final = b"\x28\xb5\x2f\xfd"
 #: Frames with a larger recorded size are decompressed by streaming instead.
 MAX_FRAME_CONTENT: Final = 8 * 1024 * 1024
 #: Frames decompressed (or waiting to be read) at once per payload.
-MAX_IN_FLIGHT: Final = 3
+MAX_IN_FLIGHT: Final = 2
+# Parallel decoding pays only when frames expand by at least this factor.
+_WORTH_IT: Final = 1.2
 _FCS_BYTES: Final = (0, 2, 4, 8)
 _DICT_ID_BYTES: Final = (0, 1, 2, 4)
 
@@ -187,6 +189,11 @@ class FrameParallelReader(io.RawIOBase):
                 continue
             end, content = extent
             if content is None or content > MAX_FRAME_CONTENT:
+                self._switch_to_streaming()
+                return
+            if content and content < end * _WORTH_IT:
+                # Barely compressed (stored blocks): decoding is a copy, so
+                # handing frames to threads would cost more than it saves.
                 self._switch_to_streaming()
                 return
             frame = bytes(self._buffer[:end])

@@ -1,0 +1,116 @@
+"""What goes on the wire, captured by a raw socket server (the real server
+does not echo request headers)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from django_objectstore.client import Client, SecretKey, TimeToLive, Usecase
+
+from .conftest import PRIVATE_PEM
+
+
+class Capture(threading.Thread):
+    """Records each request's head and answers 200 with a JSON key."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.05)
+        self.stopping = threading.Event()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                if headers.get("transfer-encoding") == "chunked":
+                    while not body.endswith(b"0\r\n\r\n"):
+                        body += conn.recv(65536)
+                elif "content-length" in headers:
+                    while len(body) < int(headers["content-length"]):
+                        body += conn.recv(65536)
+                self.requests.append((lines[0], headers, body))
+                reply = b'{"key":"k"}'
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode()
+                    + reply
+                )
+
+
+@pytest.fixture
+def capture() -> Iterator[Capture]:
+    server = Capture()
+    server.start()
+    yield server
+    server.stopping.set()
+    server.join(timeout=5)
+    server.sock.close()
+
+
+def test_request_line_and_headers(capture: Capture) -> None:
+    key = SecretKey("test_kid", PRIVATE_PEM)
+    with Client(capture.url + "/prefix", token=key) as client:
+        session = client.session(
+            Usecase("test", expiration_policy=TimeToLive(timedelta(days=1, hours=2))),
+            org=42,
+            project=7,
+        )
+        session.put(
+            b"hello",
+            key="dir/with space%?",
+            metadata={"build_id": "naïve"},
+            origin="1.2.3.4",
+            filename="résumé.pdf",
+            content_type="text/plain",
+        )
+        session.put(iter([b"streamed"]), compress="none")
+    (line, headers, body), (line2, headers2, body2) = capture.requests
+    assert line == "PUT /prefix/v1/objects/test/org=42;project=7/dir/with%20space%25%3F HTTP/1.1"
+    assert headers["x-os-auth"].startswith("Bearer ey")
+    assert headers["content-encoding"] == "zstd"
+    assert headers["content-type"] == "text/plain"
+    assert headers["x-sn-expiration"] == "ttl:1d 2h"
+    assert headers["x-sn-origin"] == "1.2.3.4"
+    assert headers["x-sn-filename"] == "r%C3%A9sum%C3%A9.pdf"
+    assert headers["x-snme-build_id"] == "na%C3%AFve"
+    assert headers["user-agent"].startswith("django-objectstore/")
+    assert body[:4] == b"\x28\xb5\x2f\xfd"
+    assert line2 == "POST /prefix/v1/objects/test/org=42;project=7/ HTTP/1.1"
+    assert headers2["transfer-encoding"] == "chunked"
+    assert "content-encoding" not in headers2
+    assert b"streamed" in body2
+
+
+def test_trace_headers_when_asked(capture: Capture) -> None:
+    # sentry-sdk is installed in the test environment (the official client needs it).
+    with Client(capture.url, propagate_traces=True) as client:
+        client.session(Usecase("test")).put(b"x", key="k")
+    with Client(capture.url) as client:
+        client.session(Usecase("test")).put(b"x", key="k")
+    (_, traced, _), (_, plain, _) = capture.requests
+    assert "sentry-trace" in traced
+    assert "sentry-trace" not in plain
+    assert "x-os-auth" not in plain
