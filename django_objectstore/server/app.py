@@ -54,6 +54,8 @@ class LocalServer:
         shutdown_marker: str | os.PathLike[str] | None = None,
     ) -> None:
         self._clock = clock or _utcnow
+        # Keys first: a bad auth configuration must not leave a storage dir behind.
+        keys = KeyDirectory(auth_keys or {}, enforce=auth_enforce, clock=self._clock)
         backend: Backend
         if storage == "memory":
             backend = MemoryBackend()
@@ -63,7 +65,6 @@ class LocalServer:
             backend = FilesystemBackend(path, fsync=fsync)
         else:
             raise ConfigError(f"storage must be 'memory' or 'filesystem', not {storage!r}")
-        keys = KeyDirectory(auth_keys or {}, enforce=auth_enforce, clock=self._clock)
         self.service = Service(backend, keys, usecases or {}, self._clock)
         if shutdown_marker is not None:
             self.service.shutdown_marker = Path(shutdown_marker)

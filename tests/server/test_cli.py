@@ -119,6 +119,7 @@ def run_cli(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedP
 def test_cli_bad_config_exits(tmp_path: Path, env: dict[str, str], message: str) -> None:
     result = run_cli(env, "run", cwd=tmp_path)
     assert result.returncode != 0
+    assert not (tmp_path / "data").exists()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert message in lines[0]
