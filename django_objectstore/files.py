@@ -123,10 +123,21 @@ class RemoteReader(io.RawIOBase):
             if self._size is not None and self._pos >= self._size:
                 break
             stream = self._position_stream()
+            if want >= 4 * BLOCK_SIZE:
+                # Big reads go straight to the caller, not through the buffer.
+                data = stream.read(want)
+                if not data:
+                    self._at_eof()
+                    break
+                out += data
+                self._pos += len(data)
+                want -= len(data)
+                self._buf = bytearray()
+                self._buf_start = self._pos
+                continue
             data = stream.read(max(want, BLOCK_SIZE) if want > 0 else 4 * BLOCK_SIZE)
             if not data:
-                if self._size is None:
-                    self._size = self._buf_start + len(self._buf)
+                self._at_eof()
                 break
             self._append(data)
         return bytes(out)
@@ -141,6 +152,10 @@ class RemoteReader(io.RawIOBase):
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
+
+    def _at_eof(self) -> None:
+        if self._size is None:
+            self._size = self._buf_start + len(self._buf)
 
     def _append(self, data: bytes) -> None:
         self._buf += data

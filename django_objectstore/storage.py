@@ -17,6 +17,7 @@ import io
 import mimetypes
 import os
 import posixpath
+import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import IO, Any, Final, NoReturn
@@ -42,6 +43,8 @@ SIZE_METADATA_KEY: Final = "original-size"
 SERVER_KEY_LENGTH: Final = 36
 URL_STRATEGIES: Final = ("auto", "presigned", "plain", "view")
 _SNIFF_BYTES: Final = 262
+#: Unknown-size uploads to compressed usecases are spooled; this much in memory.
+SPOOL_MEMORY: Final = 8 * 1024 * 1024
 
 
 @deconstructible(path="django_objectstore.storage.ObjectstoreStorage")
@@ -172,6 +175,11 @@ class ObjectstoreStorage(Storage):
         original = getattr(content, "name", None) or key
         filename = posixpath.basename(str(original).replace("\\", "/")) or None
         body, size, head = _body_of(content)
+        if size is None and objectstore_settings.compression(self.usecase) != "none":
+            # A compressed object's logical size is only cheap to answer if
+            # recorded at upload: spool unknown-size streams (memory up to
+            # SPOOL_MEMORY, then a temporary file) to learn it.
+            body, size = _spool(body)
         content_type = _declared_content_type(content) or _sniff(head) or _guess(filename or key)
         metadata = {SIZE_METADATA_KEY: str(size)} if size is not None else None
         try:
@@ -579,6 +587,49 @@ class _PathBody(_Closeable):
     def close(self) -> None:
         self.file.close()
         super().close()
+
+
+class _SpoolBody(_Closeable):
+    def __init__(self, spool: IO[bytes]) -> None:
+        super().__init__()
+        self.spool = spool
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self.spool.read(-1 if size is None else size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.spool.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.spool.tell()
+
+    def close(self) -> None:
+        self.spool.close()
+        super().close()
+
+
+def _spool(body: Any) -> tuple[_SpoolBody, int]:
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - body owns it
+    try:
+        while block := body.read(BLOCK_SIZE):
+            spool.write(block)
+    finally:
+        if isinstance(body, _Closeable):
+            body.close()
+    size = spool.tell()
+    spool.seek(0)
+    return _SpoolBody(spool), size
 
 
 def _body_of(content: Any) -> tuple[Any, int | None, bytes]:

@@ -118,6 +118,16 @@ def test_size_of_objects_written_by_other_clients() -> None:
         assert handle.read() == DATA[:7000]
 
 
+def test_big_reads_bypass_the_buffer(stored: tuple[ObjectstoreStorage, str]) -> None:
+    storage, name = stored
+    with storage.open(name) as handle:
+        assert handle.read(10) == DATA[:10]
+        assert handle.read(600_000) == DATA[10:600_010]
+        handle.seek(600_000)  # behind the (empty) buffer: fetched again
+        assert handle.read(20) == DATA[600_000:600_020]
+        assert handle.read(10**7) == DATA[600_020:]
+
+
 def test_empty_object() -> None:
     for usecase in ("plain", "attachments"):
         storage = ObjectstoreStorage(usecase)
