@@ -39,7 +39,7 @@ def looks_like_scope(segment: str) -> bool:
     return segment == EMPTY_SCOPES or "=" in segment
 
 
-def split_name(name: object, default_scope: ScopePairs) -> tuple[ScopePairs, str]:
+def split_name(name: object, default_scope: ScopePairs | None = None) -> tuple[ScopePairs, str]:
     """Split a stored name into scope pairs and key.
 
     A name whose first segment is not a scope segment (no ``=`` and not
@@ -59,7 +59,7 @@ def split_name(name: object, default_scope: ScopePairs) -> tuple[ScopePairs, str
             ) from None
         key = rest
     else:
-        pairs, key = default_scope, name
+        pairs, key = list(default_scope or []), name
     if not key or any(part in ("", ".", "..") for part in key.split("/")):
         raise SuspiciousFileOperation(
             f"Invalid Objectstore key {key!r} in name {name!r}: keys must be non-empty and "

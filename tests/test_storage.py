@@ -499,3 +499,11 @@ def test_non_ascii_file_name_round_trips(storage: ObjectstoreStorage) -> None:
     assert keyed.open(other).read() == b"x"
     status, _, _ = fetch(keyed.url(other))
     assert status == 200
+
+
+def test_split_name_for_permission_hooks() -> None:
+    from django_objectstore.names import split_name
+
+    assert split_name("org=42;project=7/a/b.txt") == ([("org", "42"), ("project", "7")], "a/b.txt")
+    assert split_name("_/k") == ([], "k")
+    assert split_name("plain-key") == ([], "plain-key")
