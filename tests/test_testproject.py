@@ -26,16 +26,22 @@ MANAGE = ROOT / "testproject" / "manage.py"
 USECASES = {"attachments": {"COMPRESSION": "zstd", "EXPIRATION": "tti:30d"}}
 
 
-def manage(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBJECTSTORE_")}
+def manage(
+    data_dir: Path,
+    *args: str,
+    python_flags: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OBJECTSTORE_", "DEMO_"))}
     env["DEMO_DATA_DIR"] = str(data_dir)
+    env.update(extra_env or {})
     return subprocess.run(
-        [sys.executable, str(MANAGE), *args],
+        [sys.executable, *python_flags, str(MANAGE), *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=180,
         check=False,
     )
 
@@ -155,10 +161,41 @@ def test_check_and_migrations_are_complete(tmp_path):
 def test_demo_views_test_suite(tmp_path):
     """The demo's own Django tests (testproject/demo/tests.py) against the
     embedded, auth-enforcing server."""
-    done = manage(tmp_path, "test", "testproject.demo", "--verbosity", "2", "--noinput")
+    # -W error, as for this suite: a leaked file or socket fails the run.
+    done = manage(
+        tmp_path,
+        *("test", "testproject.demo", "--verbosity", "2", "--noinput"),
+        python_flags=("-X", "dev", "-W", "error"),
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     ran = [line for line in output.splitlines() if line.startswith("Ran ")]
     assert ran, output
     assert int(ran[0].split()[1]) >= 5, output
     assert "\nOK" in output
+
+
+EXPIRY_SCRIPT = """
+from django.core.files.base import ContentFile
+from testproject.demo.models import Attachment, Organization, Project
+
+org = Organization.objects.create(name="Acme")
+project = Project.objects.create(organization=org, name="Web")
+attachment = Attachment(project=project)
+attachment.file.save("log.txt", ContentFile(b"short-lived"))
+meta = attachment.file.storage.metadata(attachment.file.name)
+lifetime = (meta.time_expires - meta.time_created).total_seconds()
+print(attachment.file.name, type(meta.expiration_policy).__name__, round(lifetime))
+"""
+
+
+def test_expiration_comes_from_settings(tmp_path):
+    env = {"DEMO_EXPIRATION": "ttl:2m"}
+    done = manage(tmp_path, "migrate", "--noinput", "--verbosity", "0", extra_env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = manage(tmp_path, "shell", "--command", EXPIRY_SCRIPT, extra_env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    name, policy, lifetime = done.stdout.splitlines()[-1].split()
+    assert name.startswith("org=1;project=1/")
+    assert policy == "TimeToLive"
+    assert lifetime == "120"

@@ -84,6 +84,9 @@ class PageTests(DemoTestCase):
         assert stored.expires is not None
         delta = stored.expires - stored.created
         assert abs(delta.total_seconds() - 30 * 86400) < 60, delta
+        assert stored.policy == "tti:30d"
+        assert stored.compression == "zstd"
+        self.assertContains(response, '<span class="badge"', count=1)
         self.assertContains(response, stored.url.replace("&", "&amp;"))
 
     def test_download_link_serves_the_bytes(self) -> None:

@@ -12,6 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from django_objectstore._protocol import format_expiration
+from django_objectstore.client import TimeToIdle, TimeToLive
 from testproject.demo.forms import AttachmentForm, ProjectForm
 from testproject.demo.models import Attachment, Organization, Project
 
@@ -21,11 +23,22 @@ class StoredFile:
     """What the page shows about one stored object, as Objectstore reports it."""
 
     size: int | None = None
+    compression: str | None = None
+    policy: str | None = None
     content_type: str | None = None
     created: datetime | None = None
     expires: datetime | None = None
     url: str | None = None
     missing: bool = False
+
+
+def describe_policy(policy: TimeToIdle | TimeToLive | None) -> str | None:
+    """``tti:30d`` for a policy object, as in settings; ``None`` for manual."""
+    if isinstance(policy, TimeToIdle):
+        return format_expiration("tti", policy.delta)
+    if isinstance(policy, TimeToLive):
+        return format_expiration("ttl", policy.delta)
+    return None
 
 
 def describe(field_file: FieldFile) -> StoredFile:
@@ -41,6 +54,8 @@ def describe(field_file: FieldFile) -> StoredFile:
         return StoredFile(missing=True)
     return StoredFile(
         size=size,
+        compression=meta.compression,
+        policy=describe_policy(meta.expiration_policy),
         content_type=meta.content_type,
         created=meta.time_created,
         expires=meta.time_expires,

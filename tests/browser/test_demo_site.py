@@ -54,14 +54,16 @@ def test_upload_list_and_download(page: Any, demo_site: DemoSite, artifacts: Pat
 
     # The logical size, although zstd stores far fewer bytes.
     assert row.locator("td.size").get_attribute("data-bytes") == str(len(data))
-    assert row.locator("td.size").inner_text().strip() == "146.5\xa0KB"
+    assert row.locator("td.size").inner_text().split("\n")[0] == "146.5\xa0KB"
+    assert row.locator("td.size .badge").inner_text() == "zstd"
     assert row.locator("td.content-type").inner_text().strip() == "text/plain"
     timestamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
     created = row.locator("td.created").inner_text()
-    expires = row.locator("td.expires").inner_text()
+    expires = row.locator("td.expires .when").inner_text()
     assert re.fullmatch(timestamp, created), created
     # tti:30d from settings: the object expires 30 days after its last access.
     assert re.fullmatch(timestamp, expires), expires
+    assert row.locator("td.expires .policy").inner_text() == "tti:30d"
     assert expires > created
     stored_name = row.locator("td.name .mono").inner_text()
     assert stored_name.startswith("org=1;project=1/"), stored_name
