@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,6 @@ from email.message import Message
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -31,6 +32,7 @@ __all__ = ["AuthError", "Authorization", "KeyDirectory"]
 
 _logger = logging.getLogger("django_objectstore.server")
 _LEEWAY = 60
+_CACHE_SIZE = 4096  # verified tokens remembered (clients reuse tokens)
 _PRESIGN_SKEW = timedelta(seconds=60)
 _AUDIENCE = "objectstore"
 _ISSUERS = ("sentry", "relay")
@@ -131,6 +133,8 @@ class KeyDirectory:
             )
         self.enforce = enforce
         self._clock = clock
+        self._verified: dict[str, tuple[_Key, dict[str, object]]] = {}
+        self._cache_lock = threading.Lock()
         self._keys = {
             kid: _Key(
                 tuple(_load_key(Path(f), kid) for f in config.key_files),
@@ -167,42 +171,47 @@ class KeyDirectory:
         return self._verify_token(token)
 
     def _verify_token(self, token: str) -> Authorization:
-        if not _canonical_segments(token):
-            raise _decode_failed("token is not canonical base64url")
+        with self._cache_lock:
+            cached = self._verified.get(token)
+        if cached is not None:  # signature already checked; time-based claims are not cached
+            return self._claims(cached[1], cached[0])
+        segments = _jws_segments(token)
+        if segments is None:
+            raise _decode_failed("not a compact JWS with canonical base64url segments")
+        header, payload, signature = segments
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            header_json = json.loads(header)
+        except ValueError:
             raise _decode_failed("invalid token header") from None
-        kid = header.get("kid")
+        if not isinstance(header_json, dict):
+            raise _decode_failed("invalid token header")
+        kid = header_json.get("kid")
         if not isinstance(kid, str):
             raise _bad_request("JWT header is missing `kid` field")
         key = self._keys.get(kid)
         if key is None:
             raise AuthError(401, "auth error: unknown key")
-        if header.get("alg") != "EdDSA":
+        if header_json.get("alg") != "EdDSA":
             raise _decode_failed("unsupported algorithm (expected EdDSA)")
-        claims: dict[str, object] | None = None
+        signed = token[: token.rindex(".")].encode("ascii")
         for version in key.versions:
             try:
-                claims = jwt.decode(
-                    token,
-                    version,
-                    algorithms=["EdDSA"],
-                    options={
-                        "verify_exp": False,
-                        "verify_nbf": False,
-                        "verify_iat": False,
-                        "verify_aud": False,
-                        "verify_iss": False,
-                    },
-                )
+                version.verify(signature, signed)
                 break
-            except jwt.InvalidSignatureError:
+            except InvalidSignature:
                 continue
-            except jwt.PyJWTError:
-                raise _decode_failed("invalid token") from None
-        if claims is None:
+        else:
             raise AuthError(401, "auth error: failed to verify token")
+        try:
+            claims = json.loads(payload)
+        except ValueError:
+            raise _decode_failed("invalid claims") from None
+        if not isinstance(claims, dict):
+            raise _decode_failed("invalid claims")
+        with self._cache_lock:
+            if len(self._verified) >= _CACHE_SIZE:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[token] = (key, claims)
         return self._claims(claims, key)
 
     def _claims(self, claims: Mapping[str, object], key: _Key) -> Authorization:
@@ -316,17 +325,23 @@ def _parse_presign_timestamp(text: str) -> datetime | None:
     return moment
 
 
-def _canonical_segments(token: str) -> bool:
-    """Each JWS segment must be canonical unpadded base64url (no stray
-    trailing bits), the way upstream's strict decoder requires it."""
-    for segment in token.split("."):
+def _jws_segments(token: str) -> tuple[bytes, bytes, bytes] | None:
+    """Decode the three segments of a compact JWS; ``None`` unless each is
+    canonical unpadded base64url (no stray trailing bits), as upstream's
+    strict decoder requires."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        return None
+    decoded: list[bytes] = []
+    for segment in segments:
         try:
             raw = base64.b64decode(segment + "=" * (-len(segment) % 4), b"-_", validate=True)
         except (binascii.Error, ValueError):
-            return False
-        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
-            return False
-    return True
+            return None
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+            return None
+        decoded.append(raw)
+    return decoded[0], decoded[1], decoded[2]
 
 
 def _decode_signature(text: str) -> bytes:
