@@ -309,8 +309,25 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
         config.auth_enforce = _as_bool(
             "OS__AUTH__ENFORCE", parse_env_value(env["OS__AUTH__ENFORCE"])
         )
+    keys_value: dict[str, Any] = {}
     if "OS__AUTH__KEYS" in env:
-        config.auth_keys = _keys_from_value(parse_env_value(env["OS__AUTH__KEYS"]))
+        parsed = parse_env_value(env["OS__AUTH__KEYS"])
+        keys_value = parsed if isinstance(parsed, dict) else {"": parsed}
+    # Nested form: OS__AUTH__KEYS__<KID>__KEY_FILES=[...] (names lower-cased, as upstream).
+    for name, value in env.items():
+        if name.startswith("OS__AUTH__KEYS__"):
+            kid, sep, field_name = name[len("OS__AUTH__KEYS__") :].rpartition("__")
+            if sep and kid:
+                entry = keys_value.setdefault(kid.lower(), {})
+                if isinstance(entry, dict):
+                    entry[field_name.lower()] = parse_env_value(value)
+    if "OS__AUTH__KEYS" in env or keys_value:
+        if "" in keys_value:
+            raise ConfigError(
+                "OS__AUTH__KEYS must be a dictionary such as "
+                '{kid={key_files=["/path/key.pem"],max_permissions=["object.read"]}}'
+            )
+        config.auth_keys = _keys_from_value(keys_value)
     if "OS__USECASES" in env:
         usecases = parse_env_value(env["OS__USECASES"])
         if not isinstance(usecases, dict):

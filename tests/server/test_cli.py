@@ -71,6 +71,16 @@ def test_full_env() -> None:
     assert config.usecases["attachments"].manual.allowed is False
 
 
+def test_nested_key_variables() -> None:
+    config = config_from_env(
+        {
+            "OS__AUTH__KEYS__My_Kid__KEY_FILES": f'["{PUBLIC_PEM}"]',
+            "OS__AUTH__KEYS__My_Kid__MAX_PERMISSIONS": '["object.read"]',
+        }
+    )
+    assert config.auth_keys == {"my_kid": KeyConfig([str(PUBLIC_PEM)], ["object.read"])}
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
