@@ -77,7 +77,7 @@ DEFAULT_MULTIPART_THRESHOLD: Final = 64 * 1024 * 1024
 #: Size of each part of a parallel upload, before compression.
 DEFAULT_MULTIPART_PART_SIZE: Final = 4 * 1024 * 1024
 #: Parts compressed and uploaded at the same time.
-DEFAULT_MULTIPART_WORKERS: Final = 4
+DEFAULT_MULTIPART_WORKERS: Final = 3
 # Connections kept per client; the official client keeps one, which makes
 # every concurrent request beyond the first open and drop a connection.
 _DEFAULT_POOL_MAXSIZE: Final = 16
