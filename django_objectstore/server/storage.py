@@ -7,7 +7,7 @@ and a failed upload leaves nothing behind) and keep multipart upload state.
 Filesystem layout (not upstream's; see the README for why)::
 
     <root>/objects/<h[:2]>/<h>          one file per object, h = sha256 of the identity
-    <root>/uploads/<upload_id>/         multipart state: meta.json + <n>.part files
+    <root>/uploads/<upload_id>/         multipart state: ident, meta, <n>.part files
     <root>/**/.*.tmp                    in-flight writes (removed on failure and at start)
 
 An object file starts with a fixed-width line holding the expiry deadline in
