@@ -39,6 +39,10 @@ __all__ = ["SIZE_METADATA_KEY", "URL_STRATEGIES", "ObjectstoreStorage"]
 
 #: Custom metadata entry holding the logical (uncompressed) size in bytes.
 SIZE_METADATA_KEY: Final = "original-size"
+#: What get_object_parameters() may return (keywords of Session.put()).
+OBJECT_PARAMETERS: Final = frozenset(
+    {"content_type", "filename", "metadata", "expiration_policy", "origin", "compression"}
+)
 #: Length of a server-generated key (a canonical UUID4).
 SERVER_KEY_LENGTH: Final = 36
 URL_STRATEGIES: Final = ("auto", "presigned", "plain", "view")
@@ -174,29 +178,49 @@ class ObjectstoreStorage(Storage):
         session = self._session(pairs)
         original = getattr(content, "name", None) or key
         filename = posixpath.basename(str(original).replace("\\", "/")) or None
-        body, size, head = _body_of(content)
-        if size is None and objectstore_settings.compression(self.usecase) != "none":
-            # A compressed object's logical size is only cheap to answer if
-            # recorded at upload: spool unknown-size streams (memory up to
-            # SPOOL_MEMORY, then a temporary file) to learn it.
-            body, size = _spool(body)
-        content_type = _declared_content_type(content) or _sniff(head) or _guess(filename or key)
-        metadata = {SIZE_METADATA_KEY: str(size)} if size is not None else None
-        try:
-            stored = self._put(
-                session,
-                body,
-                key=key if self.key_from_name else None,
-                content_type=content_type,
-                filename=filename,
-                metadata=metadata,
+        extra = dict(self.get_object_parameters(name, content))
+        unknown = set(extra) - OBJECT_PARAMETERS
+        if unknown:
+            raise TypeError(
+                f"get_object_parameters() returned unknown option(s) {sorted(unknown)}; "
+                f"allowed: {sorted(OBJECT_PARAMETERS)}."
             )
+        body: Any = None
+        try:
+            body, size, head = _body_of(content)
+            if size is None and objectstore_settings.compression(self.usecase) != "none":
+                # A compressed object's logical size is only cheap to answer if
+                # recorded at upload: spool unknown-size streams (memory up to
+                # SPOOL_MEMORY, then a temporary file) to learn it.
+                body, size = _spool(body)
+            metadata = dict(extra.pop("metadata", None) or {})
+            if size is not None:
+                metadata[SIZE_METADATA_KEY] = str(size)
+            options: dict[str, Any] = {
+                "content_type": _declared_content_type(content)
+                or _sniff(head)
+                or _guess(filename or key),
+                "filename": filename,
+                **extra,
+                "metadata": metadata or None,
+            }
+            stored = self._put(session, body, key=key if self.key_from_name else None, **options)
+        except (TypeError, ValueError, SuspiciousFileOperation, ImproperlyConfigured):
+            raise
         except Exception as exc:  # noqa: BLE001 - translated below
             self._raise(exc, name)
         finally:
             if isinstance(body, _Closeable):
                 body.close()
         return join_name(pairs, stored)
+
+    def get_object_parameters(self, name: str, content: File) -> Mapping[str, Any]:  # type: ignore[type-arg]
+        """Per-object upload options; override to customise. May return any of
+        ``content_type``, ``filename``, ``metadata`` (custom entries, merged),
+        ``expiration_policy`` (overrides the usecase's), ``origin`` and
+        ``compression``. ``name`` is the stored name being written (scope
+        included); ``content`` is what Django is saving."""
+        return {}
 
     def _put(self, session: Any, body: Any, **kwargs: Any) -> str:
         key: str = session.put(body, **kwargs)

@@ -7,7 +7,7 @@ import io
 import pickle
 import threading
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -22,6 +22,7 @@ from django.core.files.uploadedfile import (
 from django.test import override_settings
 
 from django_objectstore import factory
+from django_objectstore.client import TimeToLive
 from django_objectstore.storage import SIZE_METADATA_KEY, ObjectstoreStorage
 from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
 
@@ -507,3 +508,26 @@ def test_split_name_for_permission_hooks() -> None:
     assert split_name("org=42;project=7/a/b.txt") == ([("org", "42"), ("project", "7")], "a/b.txt")
     assert split_name("_/k") == ([], "k")
     assert split_name("plain-key") == ([], "plain-key")
+
+
+class _TaggingStorage(ObjectstoreStorage):
+    def get_object_parameters(self, name, content):  # type: ignore[no-untyped-def]
+        if name.endswith(".bad"):
+            return {"colour": "red"}
+        return {
+            "expiration_policy": TimeToLive(timedelta(hours=2)),
+            "metadata": {"uploaded-by": "alice"},
+            "origin": "203.0.113.7",
+        }
+
+
+def test_get_object_parameters_hook() -> None:
+    storage = _TaggingStorage("attachments")
+    name = storage.save("tagged.txt", ContentFile(b"tagged"))
+    meta = storage.metadata(name)
+    assert meta.custom["uploaded-by"] == "alice"
+    assert meta.custom[SIZE_METADATA_KEY] == "6"
+    assert meta.origin == "203.0.113.7"
+    assert meta.expiration_policy == TimeToLive(timedelta(hours=2))
+    with pytest.raises(TypeError, match="colour"):
+        storage.save("x.bad", ContentFile(b"x"))
