@@ -7,7 +7,7 @@ Errors (the setting cannot work):
 * ``E004`` unknown top-level keys
 * ``E005`` bad TOKEN configuration; ``E006`` unreadable or invalid key file
 * ``E007`` bad RETRIES / TIMEOUT_MS / CONNECTION_KWARGS / URL_EXPIRY_SECONDS /
-  MULTIPART_THRESHOLD / MULTIPART_PART_SIZE
+  MULTIPART_THRESHOLD / MULTIPART_PART_SIZE / URL_BUCKET_SECONDS
 * ``E008`` METRICS_BACKEND / DOWNLOAD_PERMISSION cannot be imported
 * ``E009`` USECASES malformed (not a dict, bad usecase name, unknown keys)
 * ``E010`` bad COMPRESSION; ``E011`` bad EXPIRATION; ``E012`` bad SCOPE
@@ -169,7 +169,7 @@ def _check_numbers(conf: Mapping[str, Any]) -> list[CheckMessage]:
     kwargs = conf.get("CONNECTION_KWARGS", {})
     if not isinstance(kwargs, Mapping):
         errors.append(_e(7, f"OBJECTSTORE['CONNECTION_KWARGS'] must be a dict, got {kwargs!r}."))
-    for key in ("MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE"):
+    for key in ("MULTIPART_THRESHOLD", "MULTIPART_PART_SIZE", "URL_BUCKET_SECONDS"):
         value = conf.get(key)
         if value is None or (key == "MULTIPART_THRESHOLD" and value == "none"):
             continue

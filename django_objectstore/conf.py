@@ -51,6 +51,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "DOWNLOAD_PERMISSION": None,
     "MULTIPART_THRESHOLD": None,
     "MULTIPART_PART_SIZE": None,
+    "URL_BUCKET_SECONDS": None,
 }
 KNOWN_KEYS: Final = frozenset({"URL", *DEFAULTS})
 TOKEN_KEYS: Final = frozenset(
@@ -207,6 +208,11 @@ class ObjectstoreSettings:
     @property
     def url_expiry_seconds(self) -> int:
         return int(self._get("URL_EXPIRY_SECONDS"))
+
+    @property
+    def url_bucket_seconds(self) -> int | None:
+        value = self._get("URL_BUCKET_SECONDS")
+        return None if value is None else int(value)
 
     @property
     def download_permission(self) -> str | Callable[..., bool] | None:

@@ -18,9 +18,11 @@ import mimetypes
 import os
 import posixpath
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Final, NoReturn
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
@@ -30,7 +32,12 @@ from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 
 from django_objectstore import factory
-from django_objectstore._protocol import MAX_PRESIGN_SECONDS
+from django_objectstore._protocol import (
+    MAX_PRESIGN_SECONDS,
+    encode_path,
+    encode_query_value,
+    presign_canonical_string,
+)
 from django_objectstore.conf import objectstore_settings
 from django_objectstore.files import BLOCK_SIZE, Fetched, ObjectstoreFile, RemoteReader
 from django_objectstore.names import ScopePairs, join_name, scope_pairs, split_name
@@ -70,6 +77,9 @@ class ObjectstoreStorage(Storage):
       view in ``django_objectstore.urls``, signed with Django's SECRET_KEY).
     * ``url_expiry``: validity of signed URLs in seconds (default
       ``OBJECTSTORE["URL_EXPIRY_SECONDS"]``).
+    * ``url_bucket``: round pre-signed URLs to this many seconds so they stay
+      identical (cacheable) meanwhile (default
+      ``OBJECTSTORE["URL_BUCKET_SECONDS"]``, off).
     """
 
     def __init__(
@@ -81,6 +91,7 @@ class ObjectstoreStorage(Storage):
         allow_overwrite: bool = False,
         url_strategy: str = "auto",
         url_expiry: int | None = None,
+        url_bucket: int | None = None,
     ) -> None:
         checked: object = usecase
         if checked is not None and (not isinstance(checked, str) or not checked):
@@ -106,6 +117,7 @@ class ObjectstoreStorage(Storage):
         self.allow_overwrite = allow_overwrite
         self.url_strategy = url_strategy
         self.url_expiry = url_expiry
+        self.url_bucket = url_bucket
 
     def __repr__(self) -> str:
         return f"<ObjectstoreStorage usecase={self._usecase!r}>"
@@ -428,7 +440,13 @@ class ObjectstoreStorage(Storage):
                     f"Pre-signed URLs can be valid for 1 to {MAX_PRESIGN_SECONDS} seconds, "
                     f"got {seconds}."
                 )
-            url: str = session.presigned_object_url("GET", key, timedelta(seconds=seconds))
+            bucket = self.url_bucket
+            if bucket is None:
+                bucket = objectstore_settings.url_bucket_seconds
+            if bucket:
+                url: str = self._bucketed_url(pairs, key, seconds, bucket)
+            else:
+                url = session.presigned_object_url("GET", key, timedelta(seconds=seconds))
         else:
             url = session.object_url(key)
         public = objectstore_settings.public_url
@@ -437,6 +455,24 @@ class ObjectstoreStorage(Storage):
             if url.startswith(base):
                 url = public + url[len(base) :]
         return url
+
+    def _bucketed_url(self, pairs: ScopePairs, key: str, seconds: int, bucket: int) -> str:
+        """A pre-signed URL that stays byte-identical for ``bucket`` seconds
+        (so browsers and CDNs can cache it): the signing time is rounded down
+        to the bucket and the validity stretched by one bucket, so it is still
+        valid for at least ``seconds`` whenever it is handed out."""
+        token = factory.get_token()
+        now = int(time.time())
+        signed_at = now - now % bucket
+        duration = min(seconds + bucket, MAX_PRESIGN_SECONDS)
+        parts = urlsplit(objectstore_settings.url)
+        path = encode_path(f"{parts.path}/v1/objects/{self.usecase}/{join_name(pairs, key)}")
+        stamp = datetime.fromtimestamp(signed_at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query = encode_query_value(
+            f"os_kid={token.kid}&os_timestamp={stamp}&os_duration={duration}"
+        )
+        signature = token.signature_for_canonical_form(presign_canonical_string("GET", path, query))
+        return f"{parts.scheme}://{parts.netloc}{path}?{query}&os_sig={signature}"
 
     def _view_url(self, name: str, seconds: int) -> str:
         from django_objectstore.views import signed_download_url

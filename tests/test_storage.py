@@ -531,3 +531,20 @@ def test_get_object_parameters_hook() -> None:
     assert meta.expiration_policy == TimeToLive(timedelta(hours=2))
     with pytest.raises(TypeError, match="colour"):
         storage.save("x.bad", ContentFile(b"x"))
+
+
+def test_bucketed_urls_are_stable_and_valid() -> None:
+    storage = ObjectstoreStorage("plain", url_bucket=3600)
+    name = storage.save("cached.txt", ContentFile(b"cache me"))
+    first = storage.url(name, expire=600)
+    assert storage.url(name, expire=600) == first
+    assert "os_duration=4200" in first
+    status, data, _ = fetch(first)
+    assert status == 200
+    assert data == b"cache me"
+    from django.conf import settings
+
+    with override_settings(OBJECTSTORE={**settings.OBJECTSTORE, "URL_BUCKET_SECONDS": 60}):
+        plain = ObjectstoreStorage("plain")
+        assert "os_duration=3660" in plain.url(name)
+        assert fetch(plain.url(name))[1] == b"cache me"
