@@ -15,6 +15,7 @@ from django_objectstore.server.config import (
     ConfigError,
     ExpirationRule,
     KeyConfig,
+    Killswitch,
     ServerConfig,
     UsecasePolicy,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "ExpirationRule",
     "KeyConfig",
+    "Killswitch",
     "LocalServer",
     "ServerConfig",
     "UsecasePolicy",

@@ -56,6 +56,8 @@ def _run() -> int:
             auth_keys=config.auth_keys,
             usecases=config.usecases,
             fsync=config.fsync,
+            killswitches=config.killswitches,
+            max_requests=config.max_requests,
         )
     except ConfigError as exc:
         return _fail(str(exc))

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from django_objectstore.server.auth import KeyDirectory
-from django_objectstore.server.config import ConfigError, KeyConfig, UsecasePolicy
+from django_objectstore.server.config import ConfigError, KeyConfig, Killswitch, UsecasePolicy
 from django_objectstore.server.handler import ObjectstoreHTTPServer
 from django_objectstore.server.service import Service, logger
 from django_objectstore.server.storage import Backend, FilesystemBackend, MemoryBackend
@@ -36,6 +36,9 @@ class LocalServer:
     ``/ready`` answers 503 while ``shutdown_marker`` exists (default: upstream's
     ``objectstore.down`` in the system temp directory). ``fsync=False``
     skips the fsync of each written object (faster, less durable).
+    ``killswitches`` reject matching requests with 403 and ``max_requests``
+    answers 503 beyond that many requests in flight, as upstream's admission
+    control does (rate limits are not implemented).
     """
 
     def __init__(
@@ -52,6 +55,8 @@ class LocalServer:
         fsync: bool = True,
         sweep_interval: float | None = 60.0,
         shutdown_marker: str | os.PathLike[str] | None = None,
+        killswitches: Sequence[Killswitch] = (),
+        max_requests: int | None = None,
     ) -> None:
         self._clock = clock or _utcnow
         # Keys first: a bad auth configuration must not leave a storage dir behind.
@@ -68,6 +73,8 @@ class LocalServer:
         self.service = Service(backend, keys, usecases or {}, self._clock)
         if shutdown_marker is not None:
             self.service.shutdown_marker = Path(shutdown_marker)
+        self.service.killswitches = list(killswitches)
+        self.service.max_requests = max_requests
         self._host = host
         self._port = port
         self._sweep_interval = sweep_interval

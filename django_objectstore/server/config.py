@@ -8,8 +8,10 @@ loader (section 14 of ``objectstore-protocol.md``), e.g.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,6 +24,7 @@ __all__ = [
     "ConfigError",
     "ExpirationRule",
     "KeyConfig",
+    "Killswitch",
     "ServerConfig",
     "UsecasePolicy",
     "config_from_env",
@@ -99,6 +102,50 @@ class UsecasePolicy:
         return cls(**built)
 
 
+_POD_SUFFIX = re.compile(r"-(?:[a-z0-9]{6,10}-[a-z0-9]{5}|\d+)$")
+
+
+@dataclass(frozen=True)
+class Killswitch:
+    """Rejects matching requests with 403 (section 14.3). Every condition
+    given must match: ``usecase`` exactly, each of ``scopes`` present in the
+    request with that value, ``service`` as a glob against the
+    ``x-downstream-service`` header (Kubernetes pod suffixes stripped; no
+    header, no match). A killswitch without conditions matches everything."""
+
+    usecase: str | None = None
+    scopes: Mapping[str, str] = field(default_factory=dict)
+    service: str | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Killswitch:
+        scopes = data.get("scopes") or {}
+        if not isinstance(scopes, Mapping):
+            raise ConfigError(f"killswitch scopes must be a mapping, got {scopes!r}")
+        usecase = data.get("usecase")
+        service = data.get("service")
+        return cls(
+            usecase=None if usecase is None else str(usecase),
+            scopes={str(k): str(v) for k, v in scopes.items()},
+            service=None if service is None else str(service),
+        )
+
+    def matches(self, usecase: str, scopes: Sequence[tuple[str, str]], service: str | None) -> bool:
+        if self.usecase is not None and self.usecase != usecase:
+            return False
+        for name, value in self.scopes.items():
+            first = next((v for n, v in scopes if n == name), None)
+            if first != value:
+                return False
+        if self.service is not None:
+            if service is None:
+                return False
+            normalised = _POD_SUFFIX.sub("", service.strip())
+            if not fnmatch.fnmatchcase(normalised, self.service):
+                return False
+        return True
+
+
 @dataclass
 class ServerConfig:
     """Everything ``run`` needs, as read from the environment."""
@@ -111,6 +158,8 @@ class ServerConfig:
     auth_enforce: bool = False
     auth_keys: dict[str, KeyConfig] = field(default_factory=dict)
     usecases: dict[str, UsecasePolicy] = field(default_factory=dict)
+    killswitches: list[Killswitch] = field(default_factory=list)
+    max_requests: int | None = None
 
 
 # -- upstream's value syntax -------------------------------------------------
@@ -328,6 +377,18 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
                 '{kid={key_files=["/path/key.pem"],max_permissions=["object.read"]}}'
             )
         config.auth_keys = _keys_from_value(keys_value)
+    if "OS__HTTP__MAX_REQUESTS" in env:
+        limit = parse_env_value(env["OS__HTTP__MAX_REQUESTS"])
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise ConfigError(f"OS__HTTP__MAX_REQUESTS={limit!r} must be a non-negative integer")
+        config.max_requests = limit
+    if "OS__KILLSWITCHES" in env:
+        switches = parse_env_value(env["OS__KILLSWITCHES"])
+        if not isinstance(switches, list) or not all(isinstance(k, dict) for k in switches):
+            raise ConfigError(
+                'OS__KILLSWITCHES must be a list such as [{usecase="u",scopes={org="42"}}]'
+            )
+        config.killswitches = [Killswitch.from_mapping(k) for k in switches]
     if "OS__USECASES" in env:
         usecases = parse_env_value(env["OS__USECASES"])
         if not isinstance(usecases, dict):

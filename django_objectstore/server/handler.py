@@ -456,6 +456,9 @@ class RequestHandler(BaseHTTPRequestHandler):
                 return
             self._meta_endpoint(service, raw_path)
             return
+        if service.max_requests is not None and service.counters.in_flight > service.max_requests:
+            self.send_simple(503)
+            return
         route = _match(raw_path)
         allowed = _allowed(route) if route is not None else None
         if route is None or allowed is None:
@@ -489,6 +492,10 @@ class RequestHandler(BaseHTTPRequestHandler):
                 raise _InvalidPath("Invalid URL: key must not contain '.' or '..' segments")
         except _InvalidPath as exc:
             self.send_text(400, str(exc))
+            return
+        downstream = self.headers.get("x-downstream-service")
+        if any(k.matches(usecase, scopes, downstream) for k in service.killswitches):
+            self.send_text(403, "Object access is disabled for this scope through killswitches")
             return
         query = parse_qsl(self.raw_query, keep_blank_values=True)
         names = {name for name, _ in query}

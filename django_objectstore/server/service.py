@@ -31,7 +31,7 @@ from django_objectstore._protocol import (
     parse_timestamp,
 )
 from django_objectstore.server.auth import KeyDirectory
-from django_objectstore.server.config import UsecasePolicy
+from django_objectstore.server.config import Killswitch, UsecasePolicy
 from django_objectstore.server.storage import Backend, Identity, ObjectMeta, StoredObject
 
 __all__ = ["REASONS", "VERSION", "ClientError", "Service", "disposition", "meta_from_headers"]
@@ -194,6 +194,8 @@ class Service:
         self.counters = Counters()
         self.counter_lock = threading.Lock()
         self.shutting_down = False
+        self.killswitches: list[Killswitch] = []
+        self.max_requests: int | None = None
         self.shutdown_marker = SHUTDOWN_MARKER
 
     def now(self) -> datetime:

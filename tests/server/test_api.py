@@ -15,6 +15,7 @@ def test_exported_members() -> None:
         "ConfigError",
         "ExpirationRule",
         "KeyConfig",
+        "Killswitch",
         "LocalServer",
         "ServerConfig",
         "UsecasePolicy",
