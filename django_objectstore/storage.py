@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any, Final, NoReturn
 from urllib.parse import urlsplit
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, SuspiciousFileOperation
 from django.core.files.base import File
@@ -478,6 +479,24 @@ class ObjectstoreStorage(Storage):
         from django_objectstore.views import signed_download_url
 
         return signed_download_url(name, seconds, storage=self)
+
+    # -- async siblings (Django has no async storage API) -------------------
+    # Each runs the blocking call in a worker thread, so an async view never
+    # blocks its event loop on Objectstore I/O. url() does no I/O: call it.
+    async def asave(self, name: str | None, content: Any, max_length: int | None = None) -> str:
+        return await sync_to_async(self.save, thread_sensitive=False)(name, content, max_length)
+
+    async def aopen(self, name: str, mode: str = "rb") -> File:  # type: ignore[type-arg]
+        return await sync_to_async(self.open, thread_sensitive=False)(name, mode)
+
+    async def aexists(self, name: str) -> bool:
+        return await sync_to_async(self.exists, thread_sensitive=False)(name)
+
+    async def asize(self, name: str) -> int:
+        return await sync_to_async(self.size, thread_sensitive=False)(name)
+
+    async def adelete(self, name: str) -> None:
+        await sync_to_async(self.delete, thread_sensitive=False)(name)
 
     # -- errors ------------------------------------------------------------
     def _raise(self, exc: BaseException, name: str) -> NoReturn:

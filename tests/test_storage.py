@@ -548,3 +548,19 @@ def test_bucketed_urls_are_stable_and_valid() -> None:
         plain = ObjectstoreStorage("plain")
         assert "os_duration=3660" in plain.url(name)
         assert fetch(plain.url(name))[1] == b"cache me"
+
+
+def test_async_siblings(storage: ObjectstoreStorage) -> None:
+    import asyncio
+
+    async def scenario() -> tuple[bool, int, bytes, bool]:
+        name = await storage.asave("async.txt", ContentFile(b"async bytes"))
+        exists = await storage.aexists(name)
+        size = await storage.asize(name)
+        handle = await storage.aopen(name)
+        with handle:
+            data = handle.read()
+        await storage.adelete(name)
+        return exists, size, data, await storage.aexists(name)
+
+    assert asyncio.run(scenario()) == (True, 11, b"async bytes", False)
