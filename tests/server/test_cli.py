@@ -40,7 +40,7 @@ def test_parse_env_values() -> None:
 
 
 def test_defaults_and_unknown_vars() -> None:
-    config = config_from_env({"OS__SOMETHING__ELSE": "x", "OS__HTTP__MAX_REQUESTS": "5"})
+    config = config_from_env({"OS__SOMETHING__ELSE": "x", "OS__METRICS__TAGS": "{a=1}"})
     assert config == ServerConfig()
     assert (config.host, config.port, config.storage, config.path) == (
         "127.0.0.1",
