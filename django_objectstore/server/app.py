@@ -101,6 +101,8 @@ class LocalServer:
     def start(self) -> LocalServer:
         if self._httpd is not None:
             raise RuntimeError("LocalServer is already started")
+        self._stopping.clear()
+        self.service.shutting_down = False
         self._httpd = ObjectstoreHTTPServer((self._host, self._port), self.service)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
