@@ -9,7 +9,10 @@ import mimetypes
 import os
 
 from django.core.files.uploadedfile import UploadedFile
-from django.db import models
+from django.db import models, transaction
+from django.db.models.fields.files import FieldFile
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 from django_objectstore.fields import ObjectstoreFileField, ObjectstoreImageField
 
@@ -87,3 +90,18 @@ class Screenshot(models.Model):
 
     def __str__(self) -> str:
         return self.caption or self.image.name or "(no image)"
+
+
+@receiver(post_delete, sender=Attachment)
+@receiver(post_delete, sender=Screenshot)
+def delete_stored_file(
+    sender: type[models.Model], instance: models.Model, **kwargs: object
+) -> None:
+    """Django keeps files when rows go (admin deletes, cascades from a deleted
+    project or organization). Delete the object too, once the transaction has
+    committed. An object left behind would still go by itself when its
+    expiration policy says so; deleting a missing object is not an error."""
+    field_file: FieldFile = instance.image if isinstance(instance, Screenshot) else instance.file
+    if field_file.name:
+        storage, name = field_file.storage, field_file.name
+        transaction.on_commit(lambda: storage.delete(name))

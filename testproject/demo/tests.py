@@ -117,7 +117,8 @@ class PageTests(DemoTestCase):
         name = attachment.file.name
         storage = attachment.file.storage
         assert storage.exists(name)
-        response = self.client.post(reverse("demo:attachment-delete", args=[attachment.pk]))
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(reverse("demo:attachment-delete", args=[attachment.pk]))
         self.assertRedirects(response, reverse("demo:project", args=[self.project.pk]))
         assert not Attachment.objects.filter(pk=attachment.pk).exists()
         assert not storage.exists(name)
@@ -134,7 +135,8 @@ class PageTests(DemoTestCase):
         response = self.client.get(reverse("demo:project", args=[self.project.pk]))
         self.assertContains(response, "gone: expired or deleted in Objectstore")
         # and it can still be deleted from the page
-        self.client.post(reverse("demo:attachment-delete", args=[attachment.pk]))
+        with self.captureOnCommitCallbacks(execute=True):
+            self.client.post(reverse("demo:attachment-delete", args=[attachment.pk]))
         assert not Attachment.objects.filter(pk=attachment.pk).exists()
 
     def test_upload_without_a_file_shows_the_error(self) -> None:
@@ -188,6 +190,25 @@ class AdminTests(DemoTestCase):
                 assert self.client.get(url).status_code == 200
         change = self.client.get(reverse("admin:demo_attachment_change", args=[attachment.pk]))
         self.assertContains(change, attachment.file.url.replace("&", "&amp;"))
+
+    def test_deleting_a_project_in_the_admin_deletes_its_objects(self) -> None:
+        attachment = self.upload(b"cascade me", name="cascade.txt")
+        storage, name = attachment.file.storage, attachment.file.name
+        assert storage.exists(name)
+        with self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(
+                reverse("admin:demo_project_delete", args=[self.project.pk]), {"post": "yes"}
+            )
+        self.assertRedirects(response, reverse("admin:demo_project_changelist"))
+        assert not Attachment.objects.exists()
+        assert not storage.exists(name)
+
+    def test_the_project_of_a_stored_file_cannot_be_changed(self) -> None:
+        attachment = self.upload(b"pinned", name="pinned.txt")
+        page = self.client.get(reverse("admin:demo_attachment_change", args=[attachment.pk]))
+        self.assertNotContains(page, 'name="project"')
+        add = self.client.get(reverse("admin:demo_attachment_add"))
+        self.assertContains(add, 'name="project"')
 
 
 class SetupCommandTests(TestCase):

@@ -101,8 +101,7 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def attachment_delete(request: HttpRequest, pk: int) -> HttpResponse:
     attachment = get_object_or_404(Attachment, pk=pk)
     project_pk = attachment.project_id
-    # Deleting a missing object is not an error, so expired files go cleanly too.
-    attachment.file.delete(save=False)
+    # The object in Objectstore goes with the row (see models.delete_stored_file).
     attachment.delete()
     messages.success(request, f"Deleted {attachment.filename}.")
     return redirect("demo:project", pk=project_pk)
