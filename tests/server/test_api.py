@@ -60,6 +60,6 @@ def test_lifecycle_and_repr() -> None:
     server.stop()
     server.stop()  # idempotent
     assert repr(server) == "<LocalServer stopped>"
-    with server:  # restartable; memory contents survive a restart of the same instance
+    with server:  # restartable
         assert server.url.startswith("http://127.0.0.1:")
         assert server.wait(0) is False
