@@ -31,6 +31,9 @@ __all__ = [
 #: is negligible next to the copy, small enough to stay cache-friendly.
 BLOCK_SIZE: Final = 1024 * 1024
 
+#: Size of the pieces of a chunked request body.
+SEND_CHUNK: Final = 64 * 1024
+
 # The official client's zstd settings (level 3, no content size in the frame
 # header since the stream length is unknown). Single-request puts use these
 # so the stored bytes are identical to the official client's.
@@ -71,14 +74,30 @@ def known_size(contents: object) -> int | None:
     return None
 
 
-def iter_source(contents: Body, block_size: int = BLOCK_SIZE) -> Iterator[Buffer]:
+def iter_source(
+    contents: Body, block_size: int = BLOCK_SIZE, *, reuse: bool = False
+) -> Iterator[Buffer]:
     """Yield the contents in blocks of at most ``block_size`` bytes (iterables
-    are passed through as they come). Byte strings are sliced without copying."""
+    are passed through as they come). Byte strings are sliced without copying.
+    With ``reuse``, file blocks are read into one buffer that the next block
+    overwrites (no allocation per block): the consumer must be done with a
+    block before asking for the next."""
     if isinstance(contents, bytes | bytearray | memoryview):
         view = memoryview(contents).cast("B")
         for start in range(0, view.nbytes, block_size):
             yield view[start : start + block_size]
         return
+    readinto = getattr(contents, "readinto", None) if reuse else None
+    if callable(readinto):
+        buffer = bytearray(block_size)
+        window = memoryview(buffer)
+        while True:
+            count = readinto(window)
+            if count is None:
+                raise TypeError("put() cannot read from a non-blocking stream with no data ready")
+            if not count:
+                return
+            yield window[:count]
     read = getattr(contents, "read", None)
     if callable(read):
         while True:
@@ -134,20 +153,23 @@ class _Counter:
 def body_chunks(
     contents: Body, *, compress: bool, counter: _Counter | None = None, block_size: int = BLOCK_SIZE
 ) -> Iterator[Buffer]:
-    """A chunked request body: the source in big blocks, zstd-compressed on
-    the fly (one frame, official settings) when ``compress`` is true."""
+    """A chunked request body: the source read in big blocks, zstd-compressed
+    on the fly (one frame, official settings) when ``compress`` is true, sent
+    in ``SEND_CHUNK`` pieces (urllib3 copies each piece into its chunk framing:
+    small pieces keep that copy in reused heap memory)."""
     counter = counter if counter is not None else _Counter()
     if not compress:
-        for block in iter_source(contents, block_size):
-            size = memoryview(block).nbytes
-            counter.source += size
-            counter.stored += size
-            yield block
+        for block in iter_source(contents, block_size, reuse=True):
+            view = memoryview(block).cast("B")
+            counter.source += view.nbytes
+            counter.stored += view.nbytes
+            for start in range(0, view.nbytes, SEND_CHUNK):
+                yield view[start : start + SEND_CHUNK]
         return
     # A context of its own: the generator may be suspended while other
     # compression happens on this thread.
-    chunker: Any = zstandard.ZstdCompressor(level=ZSTD_LEVEL).chunker(chunk_size=block_size)
-    for block in iter_source(contents, block_size):
+    chunker: Any = zstandard.ZstdCompressor(level=ZSTD_LEVEL).chunker(chunk_size=SEND_CHUNK)
+    for block in iter_source(contents, block_size, reuse=True):
         counter.source += memoryview(block).nbytes
         for out in chunker.compress(block):
             counter.stored += len(out)

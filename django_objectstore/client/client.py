@@ -16,6 +16,7 @@ from urllib3.response import HTTPResponse
 
 from django_objectstore import __version__, _protocol
 from django_objectstore.client import presign
+from django_objectstore.client._connection import connection_class
 from django_objectstore.client._frames import FrameParallelReader
 from django_objectstore.client._io import (
     BLOCK_SIZE,
@@ -244,6 +245,9 @@ class Client:
         kwargs["headers"] = headers
         self._pool: HTTPConnectionPool = urllib3.connectionpool.connection_from_url(
             base_url, **kwargs
+        )
+        self._pool.ConnectionCls = connection_class(  # type: ignore[misc]
+            parsed.scheme, kwargs["timeout"]
         )
         self._base_path = parsed.path
         self._metrics_backend = metrics_backend or NoOpMetricsBackend()

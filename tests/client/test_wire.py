@@ -18,8 +18,9 @@ from .conftest import PRIVATE_PEM
 class Capture(threading.Thread):
     """Records each request's head and answers 200 with a JSON key."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         super().__init__(daemon=True)
+        self.delay = delay
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen()
@@ -35,11 +36,13 @@ class Capture(threading.Thread):
             except TimeoutError:
                 continue
             with conn:
-                conn.settimeout(2)
+                conn.settimeout(5)
+                self.stopping.wait(self.delay)  # a busy server, not reading yet
                 data = b""
                 while b"\r\n\r\n" not in data:
                     data += conn.recv(65536)
-                head, _, body = data.partition(b"\r\n\r\n")
+                head, _, first = data.partition(b"\r\n\r\n")
+                body = bytearray(first)
                 lines = head.decode("latin-1").split("\r\n")
                 headers = {}
                 for line in lines[1:]:
@@ -51,7 +54,7 @@ class Capture(threading.Thread):
                 elif "content-length" in headers:
                     while len(body) < int(headers["content-length"]):
                         body += conn.recv(65536)
-                self.requests.append((lines[0], headers, body))
+                self.requests.append((lines[0], headers, bytes(body)))
                 reply = b'{"key":"k"}'
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -114,3 +117,23 @@ def test_trace_headers_when_asked(capture: Capture) -> None:
     assert "sentry-trace" in traced
     assert "sentry-trace" not in plain
     assert "x-os-auth" not in plain
+
+
+def test_large_bodies_are_not_bound_by_the_connect_timeout() -> None:
+    """urllib3 sends with the connect timeout (100 ms) on the socket; a server
+    that starts reading later than that must not abort the upload."""
+    slow = Capture(delay=0.4)
+    slow.start()
+    try:
+        with Client(slow.url, retries=0) as client:
+            session = client.session(Usecase("test"))
+            assert session.put(bytes(16 * 1024 * 1024), key="k", compress="none") == "k"
+            assert session.put(iter([bytes(8 * 1024 * 1024)]), key="k", compress="none") == "k"
+        (_, first, body), (_, second, streamed) = slow.requests
+        assert int(first["content-length"]) == len(body) == 16 * 1024 * 1024
+        assert second["transfer-encoding"] == "chunked"
+        assert len(streamed) > 8 * 1024 * 1024
+    finally:
+        slow.stopping.set()
+        slow.join(timeout=5)
+        slow.sock.close()
