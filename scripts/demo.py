@@ -109,9 +109,16 @@ def main(argv: list[str]) -> int:
     # --noreload: one process, so one embedded Objectstore server.
     command = [python, MANAGE, "runserver", f"{args.host}:{args.port}", "--noreload"]
     try:
-        return subprocess.call(command, cwd=ROOT)
+        code = subprocess.call(command, cwd=ROOT)
     except KeyboardInterrupt:
         return 0
+    if code not in (0, -2):
+        print(
+            f"The demo server stopped with exit code {code}. If port {args.port} is taken, "
+            f"run: python3 scripts/demo.py --port {args.port + 1}",
+            file=sys.stderr,
+        )
+    return code
 
 
 if __name__ == "__main__":

@@ -199,3 +199,38 @@ def test_expiration_comes_from_settings(tmp_path):
     assert name.startswith("org=1;project=1/")
     assert policy == "TimeToLive"
     assert lifetime == "120"
+
+
+def test_demo_against_an_external_objectstore(tmp_path):
+    """OBJECTSTORE_URL + OBJECTSTORE_KID + OBJECTSTORE_SECRET_KEY_FILE point the
+    demo at another server (here a LocalServer with the test key, standing in
+    for a real Objectstore); the demo then starts no server and makes no keys."""
+    from django_objectstore.server import KeyConfig, LocalServer
+
+    keys = ROOT / "tests" / "keys"
+    server = LocalServer(
+        auth_enforce=True,
+        auth_keys={
+            "test_kid": KeyConfig(
+                key_files=[keys / "test_kid.public.pem"],
+                max_permissions=["object.read", "object.write", "object.delete"],
+            )
+        },
+    )
+    with server:
+        env = {
+            "OBJECTSTORE_URL": server.url,
+            "OBJECTSTORE_KID": "test_kid",
+            "OBJECTSTORE_SECRET_KEY_FILE": str(keys / "test_kid.private.pem"),
+        }
+        done = manage(
+            tmp_path,
+            *("test", "testproject.demo", "--noinput"),
+            python_flags=("-X", "dev", "-W", "error"),
+            extra_env=env,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "\nOK" in output
+    assert not (tmp_path / "keys").exists()
+    assert not (tmp_path / "objects").exists()

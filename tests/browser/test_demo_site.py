@@ -49,6 +49,8 @@ def upload(page: Any, name: str, data: bytes, mime_type: str) -> Any:
 
 def test_upload_list_and_download(page: Any, demo_site: DemoSite, artifacts: Path) -> None:
     data = payload(150_000)
+    page.goto("/")
+    page.screenshot(path=str(artifacts / "demo-home-page.png"), full_page=True)
     open_project(page)
     row = upload(page, "report.txt", data, "text/plain")
 
