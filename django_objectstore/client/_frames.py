@@ -24,7 +24,7 @@ from typing import IO, Any, Final
 
 import zstandard
 
-from django_objectstore.client._io import BLOCK_SIZE
+from django_objectstore.client._io import BLOCK_SIZE, PageBuffer
 
 __all__ = ["FrameParallelReader", "frame_extent"]
 
@@ -103,10 +103,29 @@ def frame_extent(buffer: bytes | bytearray, start: int = 0) -> tuple[int, int | 
     return (pos, content) if pos <= size else None
 
 
-def _decompress(frame: bytes, content_size: int) -> bytes:
-    if content_size == 0:
-        return b""
-    return bytes(zstandard.ZstdDecompressor().decompress(frame, max_output_size=content_size))
+def _decompress(frame: PageBuffer, content_size: int) -> PageBuffer:
+    """Decode one frame into a page buffer (see ``PageBuffer`` for why)."""
+    out = PageBuffer(content_size)
+    try:
+        with frame.view() as source:
+            reader: Any = zstandard.ZstdDecompressor().stream_reader(source)
+            with reader:
+                out.fill_from(reader.readinto)
+        if out.size != content_size:
+            raise zstandard.ZstdError(
+                f"a zstd frame decoded to {out.size} bytes, but its header says {content_size}"
+            )
+    except BaseException:
+        out.close()
+        raise
+    finally:
+        frame.close()
+    return out
+
+
+def _close_result(future: Future[PageBuffer]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 class _Chain(io.RawIOBase):
@@ -147,8 +166,9 @@ class FrameParallelReader(io.RawIOBase):
         self._raw = raw
         self._buffer = bytearray()
         self._raw_eof = False
-        self._pending: deque[Future[bytes]] = deque()
+        self._pending: deque[Future[PageBuffer]] = deque()
         self._out = memoryview(b"")
+        self._out_buffer: PageBuffer | None = None
         self._stream: Any = None  # streaming fallback for the rest
 
     def readable(self) -> bool:
@@ -196,8 +216,13 @@ class FrameParallelReader(io.RawIOBase):
                 # handing frames to threads would cost more than it saves.
                 self._switch_to_streaming()
                 return
-            frame = bytes(self._buffer[:end])
+            frame = PageBuffer(end)
+            with memoryview(self._buffer) as view:
+                frame.write(view[:end])
             del self._buffer[:end]
+            if content == 0:
+                frame.close()  # skippable or empty frame: nothing to decode
+                continue
             self._pending.append(_executor().submit(_decompress, frame, content))
 
     def read(self, size: int | None = -1) -> bytes:
@@ -212,9 +237,11 @@ class FrameParallelReader(io.RawIOBase):
                 data = bytes(self._out[:size])
                 self._out = self._out[size:]
                 return data
+            self._release_out()
             self._fill()
             if self._pending:
-                self._out = memoryview(self._pending.popleft().result())
+                self._out_buffer = self._pending.popleft().result()
+                self._out = self._out_buffer.view()
                 continue
             if self._stream is not None:
                 return bytes(self._stream.read(size))
@@ -232,13 +259,21 @@ class FrameParallelReader(io.RawIOBase):
         view[: len(data)] = data
         return len(data)
 
+    def _release_out(self) -> None:
+        if self._out_buffer is not None:
+            self._out.release()
+            self._out = memoryview(b"")
+            self._out_buffer.close()
+            self._out_buffer = None
+
     def close(self) -> None:
         if self.closed:
             return
         for future in self._pending:
-            future.cancel()
+            if not future.cancel():
+                future.add_done_callback(_close_result)
         self._pending.clear()
-        self._out = memoryview(b"")
+        self._release_out()
         if self._stream is not None:
             self._stream.close()
         else:
