@@ -74,9 +74,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 LOGIN_URL = "admin:login"
 
-# Uploads of any size are streamed to a temporary file and from there to
-# Objectstore; the admin and the upload form accept up to 100 MB.
-DATA_UPLOAD_MAX_MEMORY_SIZE = 100 * 1024 * 1024
+# Uploads over 2.5 MB (Django's default threshold) are spooled to a temporary
+# file, which the storage streams to Objectstore without reading it into memory.
 
 # One usecase for every file of the demo. Its expiration comes from here (or
 # DEMO_EXPIRATION): "tti:30d" keeps a file while it is read at least once a
