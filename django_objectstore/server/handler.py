@@ -165,6 +165,29 @@ class RequestHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._linger = False
+
+    def finish(self) -> None:
+        super().finish()
+        if self._linger:
+            self._lingering_close()
+
+    def _lingering_close(self) -> None:
+        """We answered without reading the whole request body. Closing now
+        with unread data would make the kernel send a reset, which can destroy
+        the response before the client reads it; so stop writing, then read
+        and discard what the client still sends (bounded) before closing."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(1.0)
+            discarded = 0
+            while discarded < _DRAIN_LIMIT:
+                data = self.connection.recv(BUFFER)
+                if not data:
+                    break
+                discarded += len(data)
+        except OSError:
+            pass
 
     def version_string(self) -> str:
         return SERVER_HEADER
@@ -221,6 +244,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                     self._send_json_error(500, "service error: internal server error")
         finally:
             self._finish_body()
+            if self.close_connection and self._body_state in ("pending", "reading"):
+                self._linger = True
             with service.counter_lock:
                 service.counters.in_flight -= 1
                 service.counters.requests += 1

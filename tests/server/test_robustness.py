@@ -188,3 +188,32 @@ def test_restart_keeps_objects_and_removes_stale_temp_files(tmp_path: Path) -> N
         r = call(server.url, "GET", f"{OBJ}/persist")
         assert (r.status, r.body, r.header("x-snme-a")) == (200, b"still here", "b")
     assert not stale.exists()
+
+
+def test_disk_full_mid_write_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fault injection (a real disk cannot be filled on demand): the write
+    fails half-way, the client gets a 500, no object and no temp file remain,
+    and the server keeps serving."""
+    from django_objectstore.server import storage
+
+    real_write = storage._FileWriter.write
+    calls = {"n": 0}
+
+    def failing_write(self: storage._FileWriter, data: bytes | bytearray | memoryview) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        real_write(self, data)
+
+    monkeypatch.setattr(storage._FileWriter, "write", failing_write)
+    caplog.set_level("ERROR", logger="django_objectstore.server")
+    with LocalServer(storage="filesystem", path=tmp_path) as server:
+        r = call(server.url, "PUT", f"{OBJ}/full", b"x" * 8_000_000)
+        assert r.status == 500
+        assert r.json()["detail"].startswith("service error")
+        assert call(server.url, "GET", f"{OBJ}/full").status == 404
+        assert not temp_files(tmp_path)
+        assert call(server.url, "GET", "/health").status == 200
+    assert "No space left" in caplog.text
