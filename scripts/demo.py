@@ -51,14 +51,23 @@ def ensure_venv() -> Path:
     python = venv_python()
     if not python.exists():
         print(f"Creating {VENV.name} (first run only) ...", flush=True)
-        venv.create(VENV, with_pip=True)
+        try:
+            venv.create(VENV, with_pip=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            shutil.rmtree(VENV, ignore_errors=True)
+            sys.exit(
+                f"Could not create {VENV} ({exc}). On Debian and Ubuntu, "
+                "install the venv module first: sudo apt-get install python3-venv"
+            )
     fingerprint = install_fingerprint()
     if not STAMP.exists() or STAMP.read_text().strip() != fingerprint:
         print("Installing django-objectstore and the demo extras into it ...", flush=True)
-        subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", "--editable", f"{ROOT}[demo]"],
-            check=True,
-        )
+        command = [python, "-m", "pip", "install", "--quiet", "--editable", f"{ROOT}[demo]"]
+        if subprocess.run(command, check=False).returncode != 0:
+            sys.exit(
+                "Installing the demo's dependencies failed (see pip's output above); "
+                "pip needs access to a package index. Run the demo again once fixed."
+            )
         STAMP.write_text(fingerprint + "\n")
     return python
 
