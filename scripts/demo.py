@@ -73,7 +73,8 @@ def ensure_venv() -> Path:
 
 
 def manage(python: Path, *args: str) -> None:
-    subprocess.run([python, MANAGE, *args], check=True, cwd=ROOT)
+    if subprocess.run([python, MANAGE, *args], check=False, cwd=ROOT).returncode != 0:
+        sys.exit(f"manage.py {args[0]} failed (see above); --reset starts from scratch.")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
