@@ -4,10 +4,8 @@ connection back to the pool. Nothing here holds more than a block or two."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import mmap
 import threading
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, Final, TypeAlias, cast
@@ -20,7 +18,6 @@ from django_objectstore.client.errors import ObjectstoreConnectionError
 __all__ = [
     "BLOCK_SIZE",
     "Body",
-    "PageBuffer",
     "ResponseStream",
     "body_chunks",
     "compress_small",
@@ -123,55 +120,6 @@ def iter_source(
             )
         if block:
             yield block
-
-
-class PageBuffer:
-    """A fixed-capacity buffer in its own anonymous memory mapping.
-
-    Large per-part buffers allocated by worker threads would land in glibc's
-    per-thread heaps, which keep freed memory (process RSS creeps far above
-    what is in use). A mapping goes back to the system the moment it is closed,
-    and pages beyond what was written are never touched."""
-
-    __slots__ = ("_map", "size")
-
-    def __init__(self, capacity: int) -> None:
-        self._map: mmap.mmap | None = mmap.mmap(-1, max(capacity, 1))
-        self.size = 0
-
-    def write(self, data: Buffer) -> int:
-        assert self._map is not None
-        with memoryview(data) as view:
-            count = view.nbytes
-            end = self.size + count
-            if end > len(self._map):
-                raise ValueError("PageBuffer overflow")
-            self._map[self.size : end] = view
-        self.size = end
-        return count
-
-    def fill_from(self, readinto: Any) -> int:
-        """Fill from a ``readinto`` callable until full or end of input."""
-        assert self._map is not None
-        with memoryview(self._map) as view:
-            while self.size < len(view):
-                count = readinto(view[self.size :])
-                if not count:
-                    break
-                self.size += count
-        return self.size
-
-    def view(self) -> memoryview:
-        """The written bytes (release the view before ``close``)."""
-        assert self._map is not None
-        return memoryview(self._map)[: self.size]
-
-    def close(self) -> None:
-        mapping, self._map = self._map, None
-        if mapping is not None:
-            # If a view is still alive, the mapping goes when it is collected.
-            with contextlib.suppress(BufferError):
-                mapping.close()
 
 
 _local = threading.local()

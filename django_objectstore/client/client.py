@@ -10,6 +10,7 @@ from typing import IO, Any, Final, Literal, NamedTuple, cast
 from urllib.parse import urlparse
 
 import urllib3
+import zstandard
 from urllib3._collections import HTTPHeaderDict
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.response import HTTPResponse
@@ -17,7 +18,6 @@ from urllib3.response import HTTPResponse
 from django_objectstore import __version__, _protocol
 from django_objectstore.client import presign
 from django_objectstore.client._connection import connection_class
-from django_objectstore.client._frames import FrameParallelReader
 from django_objectstore.client._io import (
     BLOCK_SIZE,
     Body,
@@ -624,7 +624,10 @@ class Session:
                     "pass decompress=False to read the stored bytes"
                 )
             metadata.compression = None
-            payload = cast(IO[bytes], FrameParallelReader(payload))
+            # A fresh context per payload: payloads may be read interleaved.
+            payload = zstandard.ZstdDecompressor().stream_reader(
+                payload, read_size=BLOCK_SIZE, read_across_frames=True
+            )
         return GetResponse(metadata, payload)
 
     def get_range(self, key: str, start: int, end: int | None = None) -> RangeResponse | None:
