@@ -172,6 +172,7 @@ class Context:
         self.private_key = Path()
         self.results: dict[str, Any] = {}
         self.profile_dir = HERE / "results" / "profiles"
+        self.load = os.getloadavg()
 
     def base_spec(self, **extra: Any) -> dict[str, Any]:
         spec = {
@@ -434,7 +435,9 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
         + ".",
         f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}, "
         f"official `objectstore-client` {_client_version()}, local server storage "
-        f"`{ctx.args.storage}`, auth enforced (EdDSA key) for every request.",
+        f"`{ctx.args.storage}`, auth enforced (EdDSA key) for every request. "
+        f"Load average (1 min) at start / end: {ctx.load[0]:.1f} / {os.getloadavg()[0]:.1f} "
+        "(anything above ~0 means other processes competed for the 2 cores).",
         "Official client: resumable uploads disabled (`Usecase(..., "
         'resumable_threshold_bytes="none")`), so both clients use a plain streaming upload.',
         "",
