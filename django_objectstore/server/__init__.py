@@ -19,15 +19,25 @@ from django_objectstore.server.config import (
     ServerConfig,
     UsecasePolicy,
 )
+from django_objectstore.server.limits import (
+    BandwidthLimits,
+    RateLimits,
+    ThroughputLimits,
+    ThroughputRule,
+)
 from django_objectstore.server.service import VERSION
 
 __all__ = [
     "VERSION",
+    "BandwidthLimits",
     "ConfigError",
     "ExpirationRule",
     "KeyConfig",
     "Killswitch",
     "LocalServer",
+    "RateLimits",
     "ServerConfig",
+    "ThroughputLimits",
+    "ThroughputRule",
     "UsecasePolicy",
 ]

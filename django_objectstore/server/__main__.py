@@ -19,6 +19,7 @@ from types import FrameType
 
 from django_objectstore.server.app import LocalServer
 from django_objectstore.server.config import ConfigError, config_from_env, parse_address
+from django_objectstore.server.limits import RateLimits
 from django_objectstore.server.service import VERSION
 
 __all__ = ["main"]
@@ -58,6 +59,12 @@ def _run() -> int:
             fsync=config.fsync,
             killswitches=config.killswitches,
             max_requests=config.max_requests,
+            max_concurrency=config.max_concurrency,
+            rate_limits=(
+                RateLimits.from_mapping(config.rate_limits)
+                if config.rate_limits is not None
+                else None
+            ),
         )
     except ConfigError as exc:
         return _fail(str(exc))

@@ -13,6 +13,7 @@ from typing import Literal
 from django_objectstore.server.auth import KeyDirectory
 from django_objectstore.server.config import ConfigError, KeyConfig, Killswitch, UsecasePolicy
 from django_objectstore.server.handler import ObjectstoreHTTPServer
+from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter, RateLimits
 from django_objectstore.server.service import Service, logger
 from django_objectstore.server.storage import Backend, FilesystemBackend, MemoryBackend
 
@@ -37,8 +38,9 @@ class LocalServer:
     ``objectstore.down`` in the system temp directory). ``fsync=False``
     skips the fsync of each written object (faster, less durable).
     ``killswitches`` reject matching requests with 403 and ``max_requests``
-    answers 503 beyond that many requests in flight, as upstream's admission
-    control does (rate limits are not implemented).
+    answers 503 beyond that many requests in flight, ``rate_limits`` answers
+    429 above a request or byte rate and ``max_concurrency`` caps concurrent
+    backend operations (429 beyond), as upstream's admission control does.
     """
 
     def __init__(
@@ -57,6 +59,8 @@ class LocalServer:
         shutdown_marker: str | os.PathLike[str] | None = None,
         killswitches: Sequence[Killswitch] = (),
         max_requests: int | None = None,
+        rate_limits: RateLimits | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         self._clock = clock or _utcnow
         # Keys first: a bad auth configuration must not leave a storage dir behind.
@@ -75,6 +79,12 @@ class LocalServer:
             self.service.shutdown_marker = Path(shutdown_marker)
         self.service.killswitches = list(killswitches)
         self.service.max_requests = max_requests
+        if rate_limits is not None:
+            clock_seconds = self._clock
+            self.service.rate_limiter = RateLimiter(
+                rate_limits, clock=lambda: clock_seconds().timestamp()
+            )
+        self.service.concurrency = ConcurrencyLimit(max_concurrency)
         self._host = host
         self._port = port
         self._sweep_interval = sweep_interval

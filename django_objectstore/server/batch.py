@@ -121,6 +121,9 @@ def _run_one(
     if kind == "insert" and len(body) > MAX_INSERT_BYTES:
         return _error(index, 413, "client error: batch insert payload exceeds 1 MiB")
     ident = Identity(base.usecase, base.scopes, key)
+    limiter = service.rate_limiter
+    if limiter is not None and not limiter.admit(ident.usecase, ident.scopes, bandwidth=False):
+        return _error(index, 429, "Object access is rate limited")
     try:
         auth.check(_PERMISSION[kind], ident.usecase, ident.scopes)
         if kind == "insert":
@@ -129,19 +132,22 @@ def _run_one(
                 message[name] = value
             meta = meta_from_headers(message, service.now())
             service.check_policy(ident.usecase, meta)
-            writer = service.backend.writer(ident, meta)
-            try:
-                writer.write(body)
-                writer.commit()
-            except BaseException:
-                writer.abort()
-                raise
+            with service.backend_slot():
+                writer = service.backend.writer(ident, meta)
+                try:
+                    writer.write(body)
+                    writer.commit()
+                except BaseException:
+                    writer.abort()
+                    raise
             result = _Result(index, 201)
         elif kind == "delete":
-            service.backend.delete(ident)
+            with service.backend_slot():
+                service.backend.delete(ident)
             result = _Result(index, 204)
         else:
-            found = service.open_live(ident)
+            with service.backend_slot():
+                found = service.open_live(ident)
             if found is None:
                 result = _Result(index, 404)
             else:

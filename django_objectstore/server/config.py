@@ -160,6 +160,8 @@ class ServerConfig:
     usecases: dict[str, UsecasePolicy] = field(default_factory=dict)
     killswitches: list[Killswitch] = field(default_factory=list)
     max_requests: int | None = None
+    max_concurrency: int | None = None
+    rate_limits: dict[str, Any] | None = None
 
 
 # -- upstream's value syntax -------------------------------------------------
@@ -267,6 +269,10 @@ def _scalar(word: str) -> Any:
         return False
     try:
         return int(word)
+    except ValueError:
+        pass
+    try:
+        return float(word) if any(c.isdigit() for c in word) else word
     except ValueError:
         return word
 
@@ -382,6 +388,18 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ConfigError(f"OS__HTTP__MAX_REQUESTS={limit!r} must be a non-negative integer")
         config.max_requests = limit
+    if "OS__SERVICE__MAX_CONCURRENCY" in env:
+        limit = parse_env_value(env["OS__SERVICE__MAX_CONCURRENCY"])
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ConfigError(f"OS__SERVICE__MAX_CONCURRENCY={limit!r} must be a positive integer")
+        config.max_concurrency = limit
+    if "OS__RATE_LIMITS" in env:
+        limits = parse_env_value(env["OS__RATE_LIMITS"])
+        if not isinstance(limits, dict):
+            raise ConfigError(
+                "OS__RATE_LIMITS must be a dictionary such as {throughput={global_rps=100}}"
+            )
+        config.rate_limits = limits
     if "OS__KILLSWITCHES" in env:
         switches = parse_env_value(env["OS__KILLSWITCHES"])
         if not isinstance(switches, list) or not all(isinstance(k, dict) for k in switches):

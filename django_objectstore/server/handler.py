@@ -216,6 +216,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._body_state = "none"  # none | pending | done
         self._started = time.perf_counter()
         self.raw_query = ""
+        self._received = 0
+        self._metered: tuple[str, tuple[tuple[str, str], ...]] | None = None
         super().handle_one_request()
 
     def _dispatch(self) -> None:
@@ -246,6 +248,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._finish_body()
             if self.close_connection and self._body_state in ("pending", "reading"):
                 self._linger = True
+            if self._metered is not None and service.rate_limiter is not None:
+                service.rate_limiter.record_bytes(*self._metered, self._received + self._sent)
             with service.counter_lock:
                 service.counters.in_flight -= 1
                 service.counters.requests += 1
@@ -316,6 +320,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                     if not got:
                         raise ClientGone("body ended inside a chunk")
                     size -= got
+                    self._received += got
                     yield view[:got]
                 if rfile.readline(3) not in (b"\r\n", b"\n"):
                     raise BadFraming("chunk not followed by CRLF")
@@ -326,6 +331,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                 if not got:
                     raise ClientGone("body shorter than Content-Length")
                 remaining -= got
+                self._received += got
                 yield view[:got]
         self._body_state = "done"
 
@@ -522,6 +528,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         if any(k.matches(usecase, scopes, downstream) for k in service.killswitches):
             self.send_text(403, "Object access is disabled for this scope through killswitches")
             return
+        limiter = service.rate_limiter
+        if limiter is not None:
+            if not limiter.admit(usecase, scopes):
+                self.send_text(429, "Object access is rate limited")
+                return
+            self._metered = (usecase, scopes)
         query = parse_qsl(self.raw_query, keep_blank_values=True)
         names = {name for name, _ in query}
         if route.kind == "object" and ("upload_type" in names or "session" in names):
@@ -568,7 +580,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         meta = meta_from_headers(self.headers, service.now())
         service.check_policy(ident.usecase, meta)
         auth.check("object.write", ident.usecase, ident.scopes)
-        self.write_stream(service.backend.writer(ident, meta))
+        with service.backend_slot():
+            self.write_stream(service.backend.writer(ident, meta))
         return ident.key
 
     def _object_post(
@@ -586,7 +599,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self, service: Service, auth: Authorization, ident: Identity, query: dict[str, str]
     ) -> None:
         auth.check("object.delete", ident.usecase, ident.scopes)
-        service.backend.delete(ident)
+        with service.backend_slot():
+            service.backend.delete(ident)
         self.send_simple(204)
 
     def _object_head(
@@ -600,7 +614,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         range_header = self.headers.get("range") if self.command == "GET" else None
         byte_range = _parse_range(range_header) if range_header is not None else None
         auth.check("object.read", ident.usecase, ident.scopes)
-        found = service.open_live(ident)
+        with service.backend_slot():
+            found = service.open_live(ident)
         if found is None:
             self.send_simple(404)
             return
@@ -644,7 +659,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         except ValueError:
             raise ClientError(400, "client error: request body is not valid JSON") from None
         auth.check("object.write", ident.usecase, ident.scopes)
-        service.extend_expiry(ident, request)
+        with service.backend_slot():
+            service.extend_expiry(ident, request)
         self.send_simple(204)
 
     # -- multipart -----------------------------------------------------------
@@ -661,7 +677,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         meta = meta_from_headers(self.headers, service.now())
         service.check_policy(ident.usecase, meta)
         auth.check("object.write", ident.usecase, ident.scopes)
-        upload_id = service.backend.create_upload(ident, meta)
+        with service.backend_slot():
+            upload_id = service.backend.create_upload(ident, meta)
         self.send_json(200, {"key": ident.key, "upload_id": upload_id})
 
     def _multipart_delete(
@@ -669,7 +686,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     ) -> None:
         upload_id = _upload_id(query)
         auth.check("object.write", ident.usecase, ident.scopes)
-        service.backend.abort_upload(ident, upload_id)
+        with service.backend_slot():
+            service.backend.abort_upload(ident, upload_id)
         self.send_simple(204)
 
     def _parts_put(
@@ -681,11 +699,12 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self._content_length() is None:
             raise ClientError(400, "client error: Content-Length header is required")
         auth.check("object.write", ident.usecase, ident.scopes)
-        try:
-            writer, etag = service.backend.part_writer(ident, upload_id, part_number)
-        except UploadNotFound:
-            raise ClientError(404, "service error: multipart upload not found") from None
-        self.write_stream(writer)
+        with service.backend_slot():
+            try:
+                writer, etag = service.backend.part_writer(ident, upload_id, part_number)
+            except UploadNotFound:
+                raise ClientError(404, "service error: multipart upload not found") from None
+            self.write_stream(writer)
         self.send_json(200, {"etag": etag})
 
     def _parts_head(
@@ -701,7 +720,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         marker = _int_param(query, "part_number_marker", required=False, minimum=0) or 0
         auth.check("object.write", ident.usecase, ident.scopes)
         try:
-            parts = service.backend.list_parts(ident, upload_id)
+            with service.backend_slot():
+                parts = service.backend.list_parts(ident, upload_id)
         except UploadNotFound:
             raise ClientError(404, "service error: multipart upload not found") from None
         parts = [p for p in parts if p.part_number > marker]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from django_objectstore.server.auth import AuthError, Authorization
-from django_objectstore.server.service import Service
+from django_objectstore.server.service import ClientError, Service
 from django_objectstore.server.storage import Identity, UploadNotFound
 
 __all__ = ["complete_upload", "parse_complete_body"]
@@ -73,7 +73,10 @@ def complete_upload(
                 f"etag mismatch for part {number}: expected {info.etag}, got {etag}",
             )
     try:
-        backend.assemble(ident, upload_id, [number for number, _ in parts], meta)
+        with service.backend_slot():
+            backend.assemble(ident, upload_id, [number for number, _ in parts], meta)
+    except ClientError as exc:
+        return _error("internal error", exc.detail)
     except (OSError, UploadNotFound, KeyError) as exc:
         return _error("internal error", f"storage backend error: {type(exc).__name__}")
     backend.abort_upload(ident, upload_id)

@@ -4,11 +4,12 @@ in and out, usecase policy, expiry and the TTI bump."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
@@ -32,6 +33,7 @@ from django_objectstore._protocol import (
 )
 from django_objectstore.server.auth import KeyDirectory
 from django_objectstore.server.config import Killswitch, UsecasePolicy
+from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter
 from django_objectstore.server.storage import Backend, Identity, ObjectMeta, StoredObject
 
 __all__ = ["REASONS", "VERSION", "ClientError", "Service", "disposition", "meta_from_headers"]
@@ -194,9 +196,19 @@ class Service:
         self.counters = Counters()
         self.counter_lock = threading.Lock()
         self.shutting_down = False
+        self.shutdown_marker = SHUTDOWN_MARKER
         self.killswitches: list[Killswitch] = []
         self.max_requests: int | None = None
-        self.shutdown_marker = SHUTDOWN_MARKER
+        self.rate_limiter: RateLimiter | None = None
+        self.concurrency = ConcurrencyLimit(None)
+
+    @contextlib.contextmanager
+    def backend_slot(self) -> Iterator[None]:
+        """Hold one of the backend concurrency permits; 429 when none is free."""
+        with self.concurrency.permit() as acquired:
+            if not acquired:
+                raise ClientError(429, "service error: concurrency limit reached")
+            yield
 
     def now(self) -> datetime:
         return self.clock()

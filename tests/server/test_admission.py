@@ -1,15 +1,25 @@
-"""Admission control: the in-flight request limit and killswitches
-(protocol section 19, items 121-123)."""
+"""Admission control: the in-flight request limit, killswitches, rate
+limits and backend concurrency (protocol section 19, items 114, 121-125)."""
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
-from django_objectstore.server import Killswitch, LocalServer
+from django_objectstore.server import (
+    BandwidthLimits,
+    Killswitch,
+    LocalServer,
+    RateLimits,
+    ThroughputLimits,
+    ThroughputRule,
+)
 from django_objectstore.server.config import config_from_env
-from tests.server.helpers import call
+from tests.server.helpers import FakeClock, call
 
 
 def test_max_requests_zero() -> None:
@@ -73,3 +83,112 @@ def test_env_admission_config() -> None:
     assert config.killswitches == [
         Killswitch(usecase="blocked", scopes={"org": "42"}, service="test-*")
     ]
+
+
+BATCH_CT = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+
+
+def test_throughput_limit() -> None:
+    clock = FakeClock()
+    limits = RateLimits(throughput=ThroughputLimits(global_rps=2, burst=1))
+    with LocalServer(rate_limits=limits, clock=clock) as server:
+        statuses = [call(server.url, "GET", "/v1/objects/test/org=1/k").status for _ in range(4)]
+        assert statuses == [404, 404, 404, 429]
+        r = call(server.url, "GET", "/v1/objects/test/org=1/k")
+        assert (r.status, r.body) == (429, b"Object access is rate limited")
+        assert call(server.url, "GET", "/health").status == 200  # never limited
+        clock.advance(timedelta(seconds=1))
+        assert call(server.url, "GET", "/v1/objects/test/org=1/k").status == 404
+
+
+def test_throughput_rules_and_shares() -> None:
+    limits = RateLimits(
+        throughput=ThroughputLimits(
+            global_rps=100,
+            usecase_pct=1,
+            rules=[ThroughputRule(usecase="test", scopes=(("org", "7"),), rps=1)],
+        )
+    )
+    with LocalServer(rate_limits=limits, clock=FakeClock()) as server:
+        # rule: org=7 gets 1 request per second
+        assert call(server.url, "GET", "/v1/objects/test/org=7/k").status == 404
+        assert call(server.url, "GET", "/v1/objects/test/org=7/k").status == 429
+        # usecase share: 1 % of 100 rps for "other"
+        assert call(server.url, "GET", "/v1/objects/other/org=1/k").status == 404
+        assert call(server.url, "GET", "/v1/objects/other/org=1/k").status == 429
+
+
+@pytest.mark.parametrize("report_only", [False, True])
+def test_bandwidth_limit(report_only: bool) -> None:
+    clock = FakeClock()
+    limits = RateLimits(
+        bandwidth=BandwidthLimits(global_bps=100, burst_ms=0, report_only=report_only)
+    )
+    with LocalServer(rate_limits=limits, clock=clock) as server:
+        assert call(server.url, "POST", "/v1/objects/test/org=1/", b"x" * 100).status == 201
+        second = call(server.url, "POST", "/v1/objects/test/org=1/", b"x" * 100).status
+        assert second == (201 if report_only else 429)
+        clock.advance(timedelta(seconds=3))
+        assert call(server.url, "POST", "/v1/objects/test/org=1/", b"x" * 100).status == 201
+
+
+def test_batch_operations_are_counted() -> None:
+    limits = RateLimits(throughput=ThroughputLimits(global_rps=2))
+    body = (
+        b"".join(
+            b"--b0undary\r\nx-sn-batch-operation-kind: get\r\n"
+            b"x-sn-batch-operation-key: k\r\n\r\n\r\n"
+            for _ in range(3)
+        )
+        + b"--b0undary--\r\n"
+    )
+    with LocalServer(rate_limits=limits, clock=FakeClock()) as server:
+        r = call(server.url, "POST", "/v1/objects:batch/test/org=1/", body, BATCH_CT)
+        assert r.status == 200  # the request itself took one token
+        assert r.body.count(b"404 Not Found") == 1
+        assert r.body.count(b"429 Too Many Requests") == 2
+
+
+def test_backend_concurrency_limit() -> None:
+    with LocalServer(max_concurrency=1) as server:
+        host, port = server.address
+        with socket.create_connection((host, port)) as slow:
+            slow.sendall(b"PUT /v1/objects/test/org=1/slow HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
+            deadline = time.monotonic() + 5
+            while True:  # wait until the slow upload holds the only permit
+                r = call(server.url, "GET", "/v1/objects/test/org=1/k")
+                if r.status == 429 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            assert r.status == 429
+            assert r.json()["detail"] == "service error: concurrency limit reached"
+            assert call(server.url, "PUT", "/v1/objects/test/org=1/k", b"x").status == 429
+            body = (
+                b"--b0undary\r\nx-sn-batch-operation-kind: get\r\n"
+                b"x-sn-batch-operation-key: k\r\n\r\n\r\n--b0undary--\r\n"
+            )
+            r = call(server.url, "POST", "/v1/objects:batch/test/org=1/", body, BATCH_CT)
+            assert r.status == 200
+            assert b"429 Too Many Requests" in r.body
+            slow.sendall(b"cd")
+            assert b"200 OK" in slow.recv(4096)
+        assert call(server.url, "PUT", "/v1/objects/test/org=1/k", b"x").status == 200
+
+
+def test_env_rate_limits() -> None:
+    config = config_from_env(
+        {
+            "OS__RATE_LIMITS": (
+                "{throughput={global_rps=10,burst=5,"
+                'rules=[{usecase="u",scopes=[["org","1"]],rps=1}]},'
+                "bandwidth={global_bps=1000,report_only=true}}"
+            ),
+            "OS__SERVICE__MAX_CONCURRENCY": "3",
+        }
+    )
+    assert config.max_concurrency == 3
+    assert config.rate_limits is not None
+    limits = RateLimits.from_mapping(config.rate_limits)
+    assert limits.throughput.global_rps == 10
+    assert limits.throughput.rules == [ThroughputRule("u", (("org", "1"),), rps=1)]
+    assert limits.bandwidth.report_only is True

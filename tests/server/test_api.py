@@ -12,12 +12,16 @@ from django_objectstore.server import KeyConfig, LocalServer
 
 def test_exported_members() -> None:
     assert sorted(server_pkg.__all__) == [
+        "BandwidthLimits",
         "ConfigError",
         "ExpirationRule",
         "KeyConfig",
         "Killswitch",
         "LocalServer",
+        "RateLimits",
         "ServerConfig",
+        "ThroughputLimits",
+        "ThroughputRule",
         "UsecasePolicy",
         "VERSION",
     ]

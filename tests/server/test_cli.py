@@ -26,6 +26,8 @@ def test_parse_env_values() -> None:
     assert parse_env_value("true") is True
     assert parse_env_value("false") is False
     assert parse_env_value("42") == 42
+    assert parse_env_value("0.5") == 0.5
+    assert parse_env_value("[1.5, nan-ish]") == [1.5, "nan-ish"]
     assert parse_env_value("plain string") == "plain string"
     assert parse_env_value('"quoted \\" string"') == 'quoted " string'
     assert parse_env_value('[a, "b", 3]') == ["a", "b", 3]
