@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -275,3 +276,19 @@ def test_session_validation() -> None:
                 signed.presigned_object_url("PUT", "k")  # type: ignore[arg-type]
             with pytest.raises(ValueError, match="exceeds the maximum"):
                 signed.presigned_object_url("GET", "k", timedelta(days=8))
+
+
+def test_older_names_and_helpers() -> None:
+    from django_objectstore.client import TokenGenerator
+
+    assert TokenGenerator is SecretKey
+    key = SecretKey("test_kid", PRIVATE_PEM, expiry_seconds=30)
+    assert SecretKey.sign_for_scope is SecretKey.token_for_scope
+    token = key.sign_for_scope("test", Scope(org=1), [Permission.OBJECT_READ])
+    assert token.count(".") == 2
+    with pytest.raises(ValueError, match="resumable_threshold_bytes"):
+        Usecase("test", resumable_threshold_bytes="never")  # type: ignore[arg-type]
+    stream = io.BytesIO(b"GIF89a" + bytes(100))
+    stream.seek(0)
+    assert guess_mime_type(stream) == "image/gif"
+    assert stream.tell() == 0

@@ -3,6 +3,7 @@ does not echo request headers)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,13 @@ from datetime import timedelta
 
 import pytest
 
-from django_objectstore.client import Client, SecretKey, TimeToLive, Usecase
+from django_objectstore.client import (
+    Client,
+    ObjectstoreConnectionError,
+    SecretKey,
+    TimeToLive,
+    Usecase,
+)
 
 from .conftest import PRIVATE_PEM
 
@@ -38,29 +45,36 @@ class Capture(threading.Thread):
             with conn:
                 conn.settimeout(5)
                 self.stopping.wait(self.delay)  # a busy server, not reading yet
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                head, _, first = data.partition(b"\r\n\r\n")
-                body = bytearray(first)
-                lines = head.decode("latin-1").split("\r\n")
-                headers = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                if headers.get("transfer-encoding") == "chunked":
-                    while not body.endswith(b"0\r\n\r\n"):
-                        body += conn.recv(65536)
-                elif "content-length" in headers:
-                    while len(body) < int(headers["content-length"]):
-                        body += conn.recv(65536)
-                self.requests.append((lines[0], headers, bytes(body)))
-                reply = b'{"key":"k"}'
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    + f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode()
-                    + reply
-                )
+                with contextlib.suppress(OSError):  # the client gave up (timeout tests)
+                    self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            received = conn.recv(65536)
+            if not received:
+                return
+            data += received
+        head, _, first = data.partition(b"\r\n\r\n")
+        body = bytearray(first)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding") == "chunked":
+            while not body.endswith(b"0\r\n\r\n"):
+                body += conn.recv(65536)
+        elif "content-length" in headers:
+            while len(body) < int(headers["content-length"]):
+                body += conn.recv(65536)
+        self.requests.append((lines[0], headers, bytes(body)))
+        reply = b'{"key":"k"}'
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode()
+            + reply
+        )
 
 
 @pytest.fixture
@@ -137,3 +151,17 @@ def test_large_bodies_are_not_bound_by_the_connect_timeout() -> None:
         slow.stopping.set()
         slow.join(timeout=5)
         slow.sock.close()
+
+
+def test_read_timeout_is_honoured() -> None:
+    silent = Capture(delay=1.0)  # answers only after a second
+    silent.start()
+    try:
+        with Client(silent.url, timeout_ms=150, retries=0, spool_dir="/nonexistent") as client:
+            session = client.session(Usecase("test"))
+            with pytest.raises(ObjectstoreConnectionError, match="failed without a response"):
+                session.head("k")
+    finally:
+        silent.stopping.set()
+        silent.join(timeout=5)
+        silent.sock.close()
