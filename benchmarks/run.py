@@ -19,6 +19,7 @@ printed and saved under ``benchmarks/results/``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -51,6 +52,7 @@ TARGETS = {
     "put_random": 1.5,
     "get_text": 1.2,
     "get_random": 1.2,
+    "get_text_own": 1.2,
     "small_auth": 1.3,
 }
 RSS_TARGET_MIB = 64
@@ -60,6 +62,7 @@ ALL_SCENARIOS = [
     "put_random",
     "get_text",
     "get_random",
+    "get_text_own",
     "small_auth",
     "rss_1g",
     "django_small",
@@ -262,6 +265,22 @@ def scenario_get(ctx: Context, name: str, kind: str) -> None:
     )
 
 
+def scenario_get_own(ctx: Context, name: str, kind: str) -> None:
+    """Each client reads back the object it uploaded itself (ours may have stored
+    it as a multipart object of several zstd frames, the official client as one)."""
+    path = ctx.payload(kind, ctx.big)
+    size = path.stat().st_size
+    impls = [impl for impl in IMPLS if impl == "official" or ctx.ours_error is None]
+    for impl in impls:
+        run_child(ctx.base_spec(kind="put", impl=impl, file=str(path), key=f"{name}-{impl}"), ctx)
+    ctx.results[name] = _pairs(
+        ctx,
+        name,
+        lambda impl: ctx.base_spec(kind="get", impl=impl, key=f"{name}-{impl}", size=size),
+        ctx.repeat,
+    )
+
+
 def scenario_small(ctx: Context, name: str) -> None:
     ctx.results[name] = _pairs(
         ctx,
@@ -376,6 +395,7 @@ RUNNERS: dict[str, Any] = {
     "put_random": lambda ctx, n: scenario_put(ctx, n, "random"),
     "get_text": lambda ctx, n: scenario_get(ctx, n, "text"),
     "get_random": lambda ctx, n: scenario_get(ctx, n, "random"),
+    "get_text_own": lambda ctx, n: scenario_get_own(ctx, n, "text"),
     "small_auth": scenario_small,
     "rss_1g": scenario_rss,
     "django_small": scenario_django_small,
@@ -456,8 +476,9 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
     client_rows = [
         ("put_text", f"put {ctx.big // MIB} MiB text from a file"),
         ("put_random", f"put {ctx.big // MIB} MiB random from a file"),
-        ("get_text", f"get {ctx.big // MIB} MiB text, read fully"),
-        ("get_random", f"get {ctx.big // MIB} MiB random, read fully"),
+        ("get_text", f"get {ctx.big // MIB} MiB text, read fully (stored by official)"),
+        ("get_random", f"get {ctx.big // MIB} MiB random, read fully (stored by official)"),
+        ("get_text_own", f"get {ctx.big // MIB} MiB text, read fully (each its own upload)"),
         ("small_auth", f"1 KiB put+get+delete x{ctx.rounds}, auth"),
         ("rss_put_1g", f"put {ctx.huge // MIB} MiB text from a file"),
         ("rss_get_1g", f"get {ctx.huge // MIB} MiB text, read fully"),
@@ -659,6 +680,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="profile the timed part of each client run into benchmarks/results/profiles/",
     )
     parser.add_argument(
+        "--profile-server",
+        action="store_true",
+        help="sample the server with py-spy during each scenario (results/profiles/server-*)",
+    )
+    parser.add_argument(
         "--server-cmd",
         help="command that starts the server (default: this interpreter -m "
         "django_objectstore.server run); OS__* variables are set for it",
@@ -705,8 +731,14 @@ def main(argv: list[str] | None = None) -> int:
             check_ours(ctx)
             for name in args.scenarios.split(","):
                 print(f"== {name}", flush=True)
+                recorder: Any = contextlib.nullcontext()
+                if args.profile_server:
+                    from _profiles import record_pid
+
+                    recorder = record_pid(server.proc.pid, ctx.profile_dir / f"server-{name}.txt")
                 try:
-                    RUNNERS[name](ctx, name)
+                    with recorder:
+                        RUNNERS[name](ctx, name)
                 except ChildFailed as exc:
                     print(f"scenario {name} FAILED: {exc}", flush=True)
                     ctx.results.setdefault("failures", {})[name] = str(exc)[-2000:]
