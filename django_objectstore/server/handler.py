@@ -377,6 +377,11 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _head(self, status: int, headers: Iterable[tuple[str, str]]) -> bytes:
         self._status = status
+        limiter = self.server.service.rate_limiter
+        if self._metered is not None and limiter is not None and self._received:
+            # charge the request body before the client can see the response
+            limiter.record_bytes(*self._metered, self._received)
+            self._received = 0
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
         lines.append(f"server: {SERVER_HEADER}")
         lines.append(f"date: {self.date_time_string()}")

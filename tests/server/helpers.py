@@ -129,13 +129,16 @@ def presign(
 
 
 class FakeClock:
-    """An aware UTC clock that tests can move forward."""
+    """An aware UTC clock that tests can move forward; ``frozen`` stops it
+    between explicit advances."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, frozen: bool = False) -> None:
         self.offset = timedelta(0)
+        self.frozen_at = datetime.now(UTC) if frozen else None
 
     def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        base = self.frozen_at if self.frozen_at is not None else datetime.now(UTC)
+        return base + self.offset
 
     def advance(self, delta: timedelta) -> None:
         self.offset += delta

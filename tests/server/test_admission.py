@@ -89,7 +89,7 @@ BATCH_CT = {"Content-Type": "multipart/form-data; boundary=b0undary"}
 
 
 def test_throughput_limit() -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     limits = RateLimits(throughput=ThroughputLimits(global_rps=2, burst=1))
     with LocalServer(rate_limits=limits, clock=clock) as server:
         statuses = [call(server.url, "GET", "/v1/objects/test/org=1/k").status for _ in range(4)]
@@ -109,7 +109,7 @@ def test_throughput_rules_and_shares() -> None:
             rules=[ThroughputRule(usecase="test", scopes=(("org", "7"),), rps=1)],
         )
     )
-    with LocalServer(rate_limits=limits, clock=FakeClock()) as server:
+    with LocalServer(rate_limits=limits, clock=FakeClock(frozen=True)) as server:
         # rule: org=7 gets 1 request per second
         assert call(server.url, "GET", "/v1/objects/test/org=7/k").status == 404
         assert call(server.url, "GET", "/v1/objects/test/org=7/k").status == 429
@@ -120,7 +120,7 @@ def test_throughput_rules_and_shares() -> None:
 
 @pytest.mark.parametrize("report_only", [False, True])
 def test_bandwidth_limit(report_only: bool) -> None:
-    clock = FakeClock()
+    clock = FakeClock(frozen=True)
     limits = RateLimits(
         bandwidth=BandwidthLimits(global_bps=100, burst_ms=0, report_only=report_only)
     )
@@ -142,7 +142,7 @@ def test_batch_operations_are_counted() -> None:
         )
         + b"--b0undary--\r\n"
     )
-    with LocalServer(rate_limits=limits, clock=FakeClock()) as server:
+    with LocalServer(rate_limits=limits, clock=FakeClock(frozen=True)) as server:
         r = call(server.url, "POST", "/v1/objects:batch/test/org=1/", body, BATCH_CT)
         assert r.status == 200  # the request itself took one token
         assert r.body.count(b"404 Not Found") == 1
