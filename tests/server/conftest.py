@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from django_objectstore.server import KeyConfig, LocalServer
-from tests.server.helpers import ALL_PERMISSIONS, PUBLIC_PEM
+from tests.server.helpers import ALL_PERMISSIONS, PUBLIC_PEM, KeyPair
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +39,7 @@ def any_server(
 
 
 @pytest.fixture(scope="session")
-def read_only_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ed25519PrivateKey, Path]:
+def read_only_key(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
     """A second key pair (kid ``ro_kid``) whose max_permissions is read only."""
     key = Ed25519PrivateKey.generate()
     path = tmp_path_factory.mktemp("keys") / "ro_kid.pem"
@@ -48,7 +48,7 @@ def read_only_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ed25519Priv
 
 
 @pytest.fixture(scope="session")
-def write_only_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ed25519PrivateKey, Path]:
+def write_only_key(tmp_path_factory: pytest.TempPathFactory) -> KeyPair:
     """A key pair (kid ``wo_kid``) whose max_permissions lacks object.read."""
     key = Ed25519PrivateKey.generate()
     path = tmp_path_factory.mktemp("keys") / "wo_kid.pem"
@@ -58,8 +58,8 @@ def write_only_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Ed25519Pri
 
 @pytest.fixture(scope="session")
 def auth_keys(
-    read_only_key: tuple[Ed25519PrivateKey, Path],
-    write_only_key: tuple[Ed25519PrivateKey, Path],
+    read_only_key: KeyPair,
+    write_only_key: KeyPair,
 ) -> dict[str, KeyConfig]:
     return {
         "test_kid": KeyConfig([PUBLIC_PEM], ALL_PERMISSIONS),

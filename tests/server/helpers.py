@@ -23,6 +23,9 @@ PRIVATE_PEM = KEYS_DIR / "test_kid.private.pem"
 PUBLIC_PEM = KEYS_DIR / "test_kid.public.pem"
 ALL_PERMISSIONS = ["object.read", "object.write", "object.delete"]
 
+#: A generated private key and the path of its public PEM file.
+KeyPair = tuple[Ed25519PrivateKey, Path]
+
 
 @dataclass
 class Response:

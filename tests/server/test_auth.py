@@ -24,6 +24,7 @@ from django_objectstore.server import (
 from tests.server.helpers import (
     ALL_PERMISSIONS,
     PUBLIC_PEM,
+    KeyPair,
     bearer,
     call,
     mint,
@@ -159,7 +160,7 @@ def test_scope_matching(
     assert r.status == status
 
 
-def test_max_permissions_cap(auth_server: LocalServer, read_only_key: tuple, key: str) -> None:  # type: ignore[type-arg]
+def test_max_permissions_cap(auth_server: LocalServer, read_only_key: KeyPair, key: str) -> None:
     token = mint(kid="ro_kid", key=read_only_key[0])
     assert call(auth_server.url, "PUT", f"{BASE}/{key}", b"x", bearer(token)).status == 403
     assert call(auth_server.url, "GET", f"{BASE}/{key}", headers=bearer(token)).status == 200
@@ -247,7 +248,7 @@ def test_presigned_writes_forbidden(auth_server: LocalServer, key: str, method: 
 def test_presigned_bad_signatures(
     auth_server: LocalServer,
     key: str,
-    read_only_key: tuple,  # type: ignore[type-arg]
+    read_only_key: KeyPair,
 ) -> None:
     url = auth_server.url
     path = f"{BASE}/{key}"
@@ -318,7 +319,7 @@ def test_presign_test_vector() -> None:
 def test_presign_key_without_read(
     auth_server: LocalServer,
     key: str,
-    write_only_key: tuple,  # type: ignore[type-arg]
+    write_only_key: KeyPair,
 ) -> None:
     signed = presign("GET", f"{BASE}/{key}", kid="wo_kid", key=write_only_key[0])
     assert call(auth_server.url, "GET", signed).status == 403
