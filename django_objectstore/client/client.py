@@ -246,9 +246,7 @@ class Client:
         self._pool: HTTPConnectionPool = urllib3.connectionpool.connection_from_url(
             base_url, **kwargs
         )
-        self._pool.ConnectionCls = connection_class(  # type: ignore[misc]
-            parsed.scheme, kwargs["timeout"]
-        )
+        self._pool.ConnectionCls = connection_class(parsed.scheme, kwargs["timeout"])
         self._base_path = parsed.path
         self._metrics_backend = metrics_backend or NoOpMetricsBackend()
         self._propagate_traces = propagate_traces
