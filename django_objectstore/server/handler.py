@@ -217,6 +217,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._started = time.perf_counter()
         self.raw_query = ""
         self._received = 0
+        self._charged = 0
         self._metered: tuple[str, tuple[tuple[str, str], ...]] | None = None
         super().handle_one_request()
 
@@ -249,11 +250,13 @@ class RequestHandler(BaseHTTPRequestHandler):
             if self.close_connection and self._body_state in ("pending", "reading"):
                 self._linger = True
             if self._metered is not None and service.rate_limiter is not None:
-                service.rate_limiter.record_bytes(*self._metered, self._received + self._sent)
+                service.rate_limiter.record_bytes(
+                    *self._metered, self._received - self._charged + self._sent
+                )
             with service.counter_lock:
                 service.counters.in_flight -= 1
                 service.counters.requests += 1
-                service.counters.bytes += self._sent
+                service.counters.bytes += self._sent + self._received
             query = f"?{redact_query(self.raw_query)}" if self.raw_query else ""
             logger.info(
                 "%s %s%s %s %d %.1fms",
@@ -378,10 +381,10 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _head(self, status: int, headers: Iterable[tuple[str, str]]) -> bytes:
         self._status = status
         limiter = self.server.service.rate_limiter
-        if self._metered is not None and limiter is not None and self._received:
+        if self._metered is not None and limiter is not None and self._received > self._charged:
             # charge the request body before the client can see the response
-            limiter.record_bytes(*self._metered, self._received)
-            self._received = 0
+            limiter.record_bytes(*self._metered, self._received - self._charged)
+            self._charged = self._received
         lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}"]
         lines.append(f"server: {SERVER_HEADER}")
         lines.append(f"date: {self.date_time_string()}")
@@ -572,7 +575,19 @@ class RequestHandler(BaseHTTPRequestHandler):
                 f"objectstore_bytes_total {counters.bytes}\n"
                 "# TYPE objectstore_requests_in_flight gauge\n"
                 f"objectstore_requests_in_flight {counters.in_flight}\n"
+                "# TYPE objectstore_tasks_running gauge\n"
+                f"objectstore_tasks_running {service.concurrency.running}\n"
             )
+            if service.max_requests is not None:
+                body += (
+                    "# TYPE objectstore_requests_limit gauge\n"
+                    f"objectstore_requests_limit {service.max_requests}\n"
+                )
+            if service.concurrency.limit is not None:
+                body += (
+                    "# TYPE objectstore_tasks_limit gauge\n"
+                    f"objectstore_tasks_limit {service.concurrency.limit}\n"
+                )
             self.send_simple(
                 200,
                 body.encode("ascii"),

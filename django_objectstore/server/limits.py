@@ -190,17 +190,20 @@ class ConcurrencyLimit:
     default queue of 0), so the excess gets 429 at once."""
 
     def __init__(self, limit: int | None) -> None:
-        self._semaphore = threading.BoundedSemaphore(limit) if limit is not None else None
+        self.limit = limit
+        self.running = 0
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def permit(self) -> Iterator[bool]:
         """Yields whether a permit was obtained."""
-        if self._semaphore is None:
-            yield True
-            return
-        acquired = self._semaphore.acquire(blocking=False)
+        with self._lock:
+            acquired = self.limit is None or self.running < self.limit
+            if acquired:
+                self.running += 1
         try:
             yield acquired
         finally:
             if acquired:
-                self._semaphore.release()
+                with self._lock:
+                    self.running -= 1

@@ -29,7 +29,9 @@ def test_max_requests_zero() -> None:
         assert call(server.url, "GET", "/nope").status == 503  # before routing
         assert call(server.url, "GET", "/health").body == b"OK"
         assert call(server.url, "GET", "/ready").status == 200
-        assert call(server.url, "GET", "/keda").status == 200
+        keda = call(server.url, "GET", "/keda")
+        assert keda.status == 200
+        assert b"objectstore_requests_limit 0\n" in keda.body
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +175,9 @@ def test_backend_concurrency_limit() -> None:
             slow.sendall(b"cd")
             assert b"200 OK" in slow.recv(4096)
         assert call(server.url, "PUT", "/v1/objects/test/org=1/k", b"x").status == 200
+        keda = call(server.url, "GET", "/keda").body
+        assert b"objectstore_tasks_limit 1\n" in keda
+        assert b"objectstore_tasks_running 0\n" in keda
 
 
 def test_env_rate_limits() -> None:
