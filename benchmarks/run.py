@@ -638,6 +638,7 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
             )
         lines.append("")
 
+    lines += _ceilings(ctx)
     lines += [
         "Columns: *wall s* is the median time of the operation alone (process start, imports "
         "and setup excluded); *CPU s* is the client process's user+system time over the same "
@@ -649,6 +650,64 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _ceilings(ctx: Context) -> list[str]:
+    """The best speed-up over the official client that the measured bounds allow."""
+    res = ctx.results
+    bounds = res.get("bounds")
+    if not bounds:
+        return []
+    mib = ctx.big / MIB
+
+    def official(name: str) -> float:
+        return _med(_impl_values(res.get(name, []), "official", "wall"))
+
+    def ours(name: str) -> float:
+        return _med(_impl_values(res.get(name, []), "ours", "wall"))
+
+    zt = bounds["zstd_text"][0]
+    best_compress = mib / max(zt["compress_t0_mib_s"], zt["compress_t2_mib_s"])
+    decompress = mib / zt["decompress_mib_s"]
+    raw_put = _med([r["put_wall"] for r in bounds["raw_random"]])
+    raw_get = _med([r["get_wall"] for r in bounds["raw_random"]])
+    rows = [
+        ("put_text", "zstd compression alone, best of 1 and 2 threads", best_compress),
+        ("put_random", "trivial client PUT, no compression", raw_put),
+        ("get_text", "zstd streamed decompression alone (one frame, one thread)", decompress),
+        ("get_random", "trivial client GET", raw_get),
+    ]
+    ops = res.get("server_ops", {}).get("1")
+    if ops and "small_auth" in res:
+        put_ops = _med([r["put_ops_s"] for r in ops])
+        get_ops = _med([r["get_ops_s"] for r in ops])
+        # DELETE is not measured alone; it costs about what a GET does on this server.
+        rows.append(
+            (
+                "small_auth",
+                "trivial keep-alive client, 1 PUT + 2 GET-like requests per round (estimate)",
+                ctx.rounds * (1 / put_ops + 2 / get_ops),
+            )
+        )
+    lines = [
+        "## Ceilings: the best any client could do here",
+        "",
+        "Ceiling = official wall / the time of the bound alone, measured in this run. "
+        "A target above its ceiling cannot be met on this machine at this load.",
+        "",
+        "| Scenario | Bound | Bound s | Official wall s | Ours wall s | Ceiling | Ours |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, label, seconds in rows:
+        if name not in res:
+            continue
+        off, our = official(name), ours(name)
+        lines.append(
+            f"| {name} | {label} | {_fmt(seconds, 3)} | {_fmt(off, 3)} | {_fmt(our, 3)} | "
+            f"{_fmt(off / seconds)}x | {_fmt(_ratio(res[name])[0])}x |"
+        )
+    lines.append("")
+    return lines
 
 
 def _cpu_model() -> str:
