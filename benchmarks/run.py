@@ -446,13 +446,12 @@ def _client_version() -> str:
 
 def render(ctx: Context, started: datetime, elapsed: float) -> str:
     res = ctx.results
+    command = " ".join(["python3 benchmarks/run.py", *sys.argv[1:]])
     lines = [
         "# Benchmark results",
         "",
         f"Run {started:%Y-%m-%d %H:%M} UTC, {'quick' if ctx.quick else 'full'} run, "
-        f"{elapsed / 60:.1f} min. Command: `python3 benchmarks/run.py "
-        f"{' '.join(sys.argv[1:])}`".rstrip()
-        + ".",
+        f"{elapsed / 60:.1f} min. Command: `{command}`.",
         f"Machine: {os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}, "
         f"official `objectstore-client` {_client_version()}, local server storage "
         f"`{ctx.args.storage}`, auth enforced (EdDSA key) for every request. "
@@ -819,6 +818,9 @@ def main(argv: list[str] | None = None) -> int:
         (out_dir / f"{stem}.md").write_text(report)
         (out_dir / f"{stem}.json").write_text(json.dumps(ctx.results, indent=1, default=str))
         print(f"saved {out_dir / stem}.md and .json")
+        if not args.quick and args.scenarios == ",".join(ALL_SCENARIOS):
+            (HERE / "RESULTS.md").write_text(report)
+            print(f"latest full run copied to {HERE / 'RESULTS.md'}")
     return 1 if failures else 0
 
 
