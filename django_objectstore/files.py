@@ -53,13 +53,16 @@ class RemoteReader(io.RawIOBase):
 
     def __init__(self, fetch: Fetcher, count_size: SizeProbe) -> None:
         super().__init__()
+        # Set before the first request: if it raises, io's finalizer still
+        # calls close(), which must find a (closed) stream attribute.
+        self._stream: IO[bytes] | None = None
         self._fetch = fetch
         self._count_size = count_size
         first = fetch(0)
         self.metadata = first.metadata
         self.compressed = first.compressed
         self._size = first.size
-        self._stream: IO[bytes] | None = first.stream
+        self._stream = first.stream
         self._buf = bytearray()
         self._buf_start = 0  # logical offset of _buf[0]; the stream sits at its end
         self._pos = 0
