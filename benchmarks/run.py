@@ -124,6 +124,7 @@ def run_child(spec: dict[str, Any], ctx: Context, timeout: float = 900.0) -> dic
     with tempfile.NamedTemporaryFile("w+", suffix=".json", dir=ctx.tmp) as out:
         err_path = Path(out.name).with_suffix(".err")
         cpu0 = ctx.server.cpu_seconds()
+        load = os.getloadavg()[0]
         with err_path.open("wb") as err:
             proc = subprocess.Popen(
                 [sys.executable, str(HERE / "_worker.py"), json.dumps(spec), out.name],
@@ -155,6 +156,7 @@ def run_child(spec: dict[str, Any], ctx: Context, timeout: float = 900.0) -> dic
     result["maxrss_mib"] = result["peak_rss_mib"]
     result["child_cpu"] = usage.ru_utime + usage.ru_stime
     result["server_cpu"] = server_cpu
+    result["load"] = load
     return result
 
 
@@ -488,8 +490,8 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
             "",
             "| Scenario | Official wall s | Ours wall s | Speed-up (median of pairs) [min-max]"
             " | Target | Met | Official CPU s | Ours CPU s | Official peak RSS MiB"
-            " | Ours peak RSS MiB | Server CPU s (official / ours) | n |",
-            "| --- | ---: | ---: | ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            " | Ours peak RSS MiB | Server CPU s (official / ours) | Load | n |",
+            "| --- " + "| ---: " * 4 + "| :---: " + "| ---: " * 7 + "|",
         ]
         for name, label in client_rows:
             pairs = res.get(name)
@@ -511,6 +513,13 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
                 _fmt(_med(_impl_values(pairs, "ours", "maxrss_mib")), 0),
                 f"{_fmt(_med(_impl_values(pairs, 'official', 'server_cpu')))} / "
                 f"{_fmt(_med(_impl_values(pairs, 'ours', 'server_cpu')))}",
+                _fmt(
+                    _med(
+                        _impl_values(pairs, "official", "load")
+                        + _impl_values(pairs, "ours", "load")
+                    ),
+                    1,
+                ),
                 str(len(pairs)),
             ]
             lines.append("| " + " | ".join(cells) + " |")
@@ -645,7 +654,8 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
         "(`VmHWM`, whole process life, imports included); "
         "*speed-up* is the median over repetitions of official wall / ours wall within one "
         "pair (the two ran back to back, order alternating); *server CPU* is the server "
-        "process's user+system time during the child's life.",
+        "process's user+system time during the child's life; *load* is the median 1-minute "
+        "load average when the runs started (other processes competing for the 2 cores).",
         "",
     ]
     return "\n".join(lines)
