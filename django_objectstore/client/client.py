@@ -30,6 +30,7 @@ from django_objectstore.client._io import (
     skip_bytes,
     translate_transport_error,
 )
+from django_objectstore.client._rawframe import frame_size, is_incompressible, raw_frame_chunks
 from django_objectstore.client.auth import Permission, SecretKey, TokenProvider
 from django_objectstore.client.errors import (
     ExpiryExtensionRejected,
@@ -525,7 +526,12 @@ class Session:
         size = known_size(contents) if threshold != "none" else None
 
         with measure_storage_operation(self._metrics_backend, "put", self._usecase.name) as metrics:
-            if size is not None and threshold != "none" and size >= threshold:
+            big = size is not None and threshold != "none" and size >= threshold
+            if big and do_compress and is_incompressible(contents, cast(int, size)):
+                result_key, source_size, stored_size = self._put_raw_frame(
+                    contents, cast(int, size), key, headers
+                )
+            elif big:
                 from django_objectstore.client._parallel import parallel_put
 
                 result_key, source_size, stored_size = parallel_put(
@@ -571,6 +577,23 @@ class Session:
         response = self._request(
             "PUT" if key else "POST", self._path(key), headers=headers, body=body
         )
+        raise_for_status(response)
+        return str(read_json(response)["key"]), counter.source, counter.stored
+
+    def _put_raw_frame(
+        self, contents: Body, size: int, key: str | None, headers: dict[str, str]
+    ) -> tuple[str, int, int]:
+        """One request whose body is ``contents`` in a zstd frame of raw
+        blocks, with a Content-Length (see ``_rawframe``)."""
+        counter = _Counter()
+        headers = {**headers, "Content-Length": str(frame_size(size))}
+        body = raw_frame_chunks(contents, size, counter)
+        try:
+            response = self._request(
+                "PUT" if key else "POST", self._path(key), headers=headers, body=body
+            )
+        finally:
+            body.close()
         raise_for_status(response)
         return str(read_json(response)["key"]), counter.source, counter.stored
 
