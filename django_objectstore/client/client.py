@@ -21,6 +21,7 @@ from django_objectstore.client._connection import connection_class
 from django_objectstore.client._io import (
     BLOCK_SIZE,
     Body,
+    ReadAhead,
     ResponseStream,
     _Counter,
     body_chunks,
@@ -83,6 +84,9 @@ DEFAULT_MULTIPART_WORKERS: Final = 3
 # Connections kept per client; the official client keeps one, which makes
 # every concurrent request beyond the first open and drop a connection.
 _DEFAULT_POOL_MAXSIZE: Final = 16
+# Compressed bodies at least this big (or of unknown size) are read ahead
+# by a helper thread.
+_READ_AHEAD_MIN: Final = 4 * BLOCK_SIZE
 #: Query parameter carrying a token in ``object_url(..., token_validity=...)``.
 PARAM_AUTH: Final = "os_auth"
 #: Sent as ``User-Agent`` unless ``connection_kwargs["headers"]`` overrides it.
@@ -645,6 +649,13 @@ class Session:
                     "pass decompress=False to read the stored bytes"
                 )
             metadata.compression = None
+            stored_size = response.length_remaining
+            if stored_size is None:
+                stored_size = metadata.size
+            if stored_size is None or stored_size >= _READ_AHEAD_MIN:
+                # Big bodies: socket reads run in a helper thread while this
+                # one decompresses (not worth a thread for small ones).
+                payload = cast(IO[bytes], ReadAhead(cast(ResponseStream, payload)))
             # A fresh context per payload: payloads may be read interleaved.
             payload = zstandard.ZstdDecompressor().stream_reader(
                 payload, read_size=BLOCK_SIZE, read_across_frames=True

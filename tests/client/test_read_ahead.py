@@ -1,0 +1,174 @@
+"""Compressed gets: the read-ahead thread and the direct socket reads."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zstandard
+
+from django_objectstore.client import Client, ObjectstoreConnectionError, Session, Usecase
+from django_objectstore.client._io import BLOCK_SIZE, READ_AHEAD_BLOCKS, ResponseStream
+
+MIB = 1024 * 1024
+
+
+def _helpers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "objectstore-read-ahead"]
+
+
+def _wait_gone(timeout: float = 5.0) -> bool:
+    for thread in _helpers():
+        thread.join(timeout)
+    return not _helpers()
+
+
+def _text(size: int) -> bytes:
+    """Compressible bytes (hex words) of ``size`` bytes."""
+    words = os.urandom(size // 6 + 1).hex().encode()
+    return (words + words[: size // 3])[:size]
+
+
+def test_full_read_returns_the_connection(client: Client, session: Session) -> None:
+    data = _text(12 * MIB + 17)  # several blocks of compressed input
+    session.put(data, key="text")
+    got = session.get("text")
+    assert got is not None
+    with got.payload as stream:
+        parts = [stream.read(MIB // 3)]
+        assert len(_helpers()) == 1
+        while block := stream.read(MIB // 3):
+            parts.append(block)
+    assert b"".join(parts) == data
+    assert _wait_gone()
+    # The connection went back to the pool and serves the next request.
+    assert client._pool.pool is not None
+    assert client._pool.pool.qsize() >= 1
+    assert session.head("text") is not None
+
+
+@pytest.mark.parametrize("size", [3 * MIB, 12 * MIB])
+def test_readall_and_readinto(session: Session, size: int) -> None:
+    data = _text(size)
+    session.put(data, key="t2")
+    got = session.get("t2")
+    assert got is not None
+    with got.payload as stream:
+        assert len(_helpers()) == (0 if size < 4 * MIB else 1)  # small bodies: no thread
+        assert stream.read() == data
+    got = session.get("t2")
+    assert got is not None
+    buffer = bytearray(100_000)
+    out = bytearray()
+    with got.payload as stream:
+        while count := stream.readinto(buffer):  # type: ignore[attr-defined]
+            out += buffer[:count]
+    assert out == data
+    assert _wait_gone()
+
+
+def test_early_close_stops_the_thread(session: Session) -> None:
+    data = os.urandom(16 * MIB)  # stored zstd-compressed, no smaller: many blocks
+    session.put(data, key="big", multipart_threshold="none")
+    got = session.get("big")
+    assert got is not None
+    first = got.payload.read(1000)
+    assert first == data[:1000]
+    assert len(_helpers()) == 1
+    got.payload.close()
+    assert _wait_gone()
+    with pytest.raises(ValueError, match="closed"):
+        got.payload.read(10)
+    # The half-read connection was discarded, not reused.
+    assert session.put(b"next", key="after") == "after"
+    again = session.get("after")
+    assert again is not None
+    with again.payload as stream:
+        assert stream.read() == b"next"
+
+
+def test_read_ahead_is_bounded(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    # While the reader does not read, the helper fills its fixed set of
+    # blocks and waits: it never reads the whole body into memory.
+    data = os.urandom(16 * MIB)
+    session.put(data, key="bounded", multipart_threshold="none")
+    read_bytes = [0]
+    original = ResponseStream.readinto
+
+    def counting(stream: ResponseStream, buffer: Any) -> int:
+        count = original(stream, buffer)
+        read_bytes[0] += count
+        return count
+
+    monkeypatch.setattr(ResponseStream, "readinto", counting)
+    got = session.get("bounded")
+    assert got is not None
+    limit = (READ_AHEAD_BLOCKS + 1) * BLOCK_SIZE
+    with got.payload as stream:
+        assert stream.read(1) == data[:1]
+        deadline = time.monotonic() + 5
+        while read_bytes[0] < limit and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert read_bytes[0] == limit
+        helper = _helpers()[0]
+        helper.join(0.1)  # it waits for a free block, so stays alive
+        assert helper.is_alive()
+        assert read_bytes[0] == limit
+    assert _wait_gone()
+
+
+class _Truncating(threading.Thread):
+    """Sends a compressed body shorter than its Content-Length, then closes
+    (a connection cut a real server cannot produce on demand)."""
+
+    def __init__(self, body: bytes, claimed: int) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.response = (
+            f"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: {claimed}\r\n\r\n"
+        ).encode() + body
+
+    def run(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            conn.sendall(self.response)
+        self.sock.close()
+
+
+@pytest.fixture
+def truncated() -> Iterator[tuple[_Truncating, bytes]]:
+    plain = _text(24 * MIB)
+    frame = zstandard.ZstdCompressor(level=3).compress(plain)
+    fake = _Truncating(frame[: len(frame) // 2], len(frame))
+    fake.start()
+    yield fake, plain
+    fake.join(5)
+
+
+def test_cut_connection_is_an_error_in_the_reader(truncated: tuple[_Truncating, bytes]) -> None:
+    fake, plain = truncated
+    with Client(fake.url) as made:
+        got = made.session(Usecase("test"), org=1).get("cut")
+        assert got is not None
+        received = bytearray()
+
+        def read_all() -> None:
+            with got.payload as stream:
+                while block := stream.read(MIB):
+                    received.extend(block)
+
+        with pytest.raises(ObjectstoreConnectionError, match="bytes before the end of the body"):
+            read_all()
+        assert plain.startswith(bytes(received))
+    assert _wait_gone()
