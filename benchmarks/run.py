@@ -178,6 +178,7 @@ class Context:
         self.results: dict[str, Any] = {}
         self.profile_dir = HERE / "results" / "profiles"
         self.load = os.getloadavg()
+        self.code_start = _code_state()
 
     def base_spec(self, **extra: Any) -> dict[str, Any]:
         spec = {
@@ -456,6 +457,32 @@ def _ratio(pairs: list[dict[str, Any]]) -> tuple[float, float, float]:
     return _med(ratios), min(ratios), max(ratios)
 
 
+def _code_state() -> str:
+    """The commit under test and whether the package had uncommitted changes (the
+    install is editable: the working tree is what runs)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "django_objectstore"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    changed = [line[3:] for line in dirty if line.strip()]
+    if not changed:
+        return f"commit {head}, clean"
+    return f"commit {head} plus uncommitted changes in {', '.join(changed[:6])}" + (
+        ", ..." if len(changed) > 6 else ""
+    )
+
+
 def _client_version() -> str:
     from importlib.metadata import version
 
@@ -475,6 +502,7 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
         f"`{ctx.args.storage}`, auth enforced (EdDSA key) for every request. "
         f"Load average (1 min) at start / end: {ctx.load[0]:.1f} / {os.getloadavg()[0]:.1f} "
         "(anything above ~0 means other processes competed for the 2 cores).",
+        f"Code under test: {ctx.code_start} at the start, {_code_state()} at the end.",
         "Official client: resumable uploads disabled (`Usecase(..., "
         'resumable_threshold_bytes="none")`), so both clients use a plain streaming upload.',
         "",
