@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from os import PathLike
@@ -36,6 +37,7 @@ from django_objectstore.client.auth import Permission, SecretKey, TokenProvider
 from django_objectstore.client.errors import (
     ExpiryExtensionRejected,
     ObjectNotFound,
+    ObjectstoreConnectionError,
     RequestError,
     raise_for_status,
 )
@@ -535,6 +537,13 @@ class Session:
                 result_key, source_size, stored_size = self._put_raw_frame(
                     contents, cast(int, size), key, headers
                 )
+            elif big and do_compress:
+                # One stream compressed by zstd's own threads: cheaper than
+                # compressed parts (no part files or assembly on the server).
+                threads = max(1, min(self._multipart_workers, os.cpu_count() or 1))
+                result_key, source_size, stored_size = self._put_single(
+                    contents, key, headers, True, threads=threads
+                )
             elif big:
                 from django_objectstore.client._parallel import parallel_put
 
@@ -558,11 +567,19 @@ class Session:
         return result_key
 
     def _put_single(
-        self, contents: Body, key: str | None, headers: dict[str, str], compress: bool
+        self,
+        contents: Body,
+        key: str | None,
+        headers: dict[str, str],
+        compress: bool,
+        *,
+        threads: int = 0,
     ) -> tuple[str, int, int]:
         counter = _Counter()
         body: Any
-        if isinstance(contents, bytes | bytearray | memoryview):
+        if threads:
+            body = body_chunks(contents, compress=compress, counter=counter, threads=threads)
+        elif isinstance(contents, bytes | bytearray | memoryview):
             size = memoryview(contents).nbytes
             counter.source = size
             if not compress:
@@ -578,9 +595,19 @@ class Session:
                 counter.stored = len(body)
         else:
             body = body_chunks(contents, compress=compress, counter=counter)
-        response = self._request(
-            "PUT" if key else "POST", self._path(key), headers=headers, body=body
-        )
+        source_errors: list[BaseException] = []
+        if isinstance(body, Iterator):
+            body = _noting_errors(body, source_errors)
+        try:
+            response = self._request(
+                "PUT" if key else "POST", self._path(key), headers=headers, body=body
+            )
+        except ObjectstoreConnectionError:
+            if source_errors:
+                # The source failed (urllib3 reports it as a lost connection):
+                # raise the source's own error; the server stored nothing.
+                raise source_errors[0] from None
+            raise
         raise_for_status(response)
         return str(read_json(response)["key"]), counter.source, counter.stored
 
@@ -822,6 +849,15 @@ class Session:
     def resume_multipart_upload(self, key: str, upload_id: str) -> MultipartUpload:
         """A handle for an existing upload (no request is made)."""
         return MultipartUpload(self, key, upload_id)
+
+
+def _noting_errors(chunks: Iterator[Any], errors: list[BaseException]) -> Iterator[Any]:
+    """``chunks``, remembering an error raised while producing them."""
+    try:
+        yield from chunks
+    except BaseException as exc:
+        errors.append(exc)
+        raise
 
 
 def _parse_content_range(value: str | None) -> tuple[int, int, int]:

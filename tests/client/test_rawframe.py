@@ -112,11 +112,14 @@ def test_incompressible_put_is_one_raw_frame_readable_by_both_clients(
         result.payload.close()
     finally:
         theirs._pool.close()
-    # Bytes work too, and compressible data still goes up in parts.
+    # Bytes work too; compressible data is compressed (by zstd threads).
     assert session.put(data, key="bytes") == "bytes"
-    assert spy.parts == 0
     session.put(bytes(300 * KIB), key="zeros")
-    assert spy.parts == 5
+    assert spy.parts == 0
+    zeros = session.get("zeros", decompress=False)
+    assert zeros is not None
+    with zeros.payload as stream:
+        assert len(stream.read()) < 10 * KIB
 
 
 def test_uncompressed_usecase_keeps_its_parts(
@@ -148,3 +151,30 @@ def test_source_change_abandons_the_request(low_threshold: Client, org: int) -> 
         session.put(Shrinking(data), key="shrunk")
     assert session.get("shrunk") is None
     assert session.put(b"still usable", key="after") == "after"
+
+
+def test_compressible_large_put_is_one_threaded_frame(
+    low_threshold: Client, server: LocalServer, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = PartSpy(monkeypatch)
+    session = low_threshold.session(Usecase("test"), org=org)
+    # Several zstd jobs (ZSTD_JOB_SIZE each), compressible.
+    data = os.urandom(3 * 1024 * KIB).hex().encode()[: 9 * 1024 * KIB]
+    session.put(io.BytesIO(data), key="threaded")
+    assert spy.parts == 0
+    stored = session.get("threaded", decompress=False)
+    assert stored is not None
+    with stored.payload as stream:
+        raw = stream.read()
+    assert len(raw) < len(data) * 0.7
+    reader = zstandard.ZstdDecompressor().decompressobj()
+    assert reader.decompress(raw) == data
+    assert reader.eof  # exactly one frame
+    assert not reader.unused_data
+    theirs = official.Client(server.url, token=official.SecretKey("test_kid", PRIVATE_PEM))
+    try:
+        result = theirs.session(official.Usecase("test"), org=org).get("threaded")
+        assert result.payload.read() == data
+        result.payload.close()
+    finally:
+        theirs._pool.close()
