@@ -36,6 +36,8 @@ from django_objectstore.server.storage import (
 __all__ = ["ObjectstoreHTTPServer", "RequestHandler"]
 
 BUFFER = 256 * 1024
+# Request bodies are read in blocks this big: one write to storage per MiB.
+_BODY_BLOCK = 1024 * 1024
 _DRAIN_LIMIT = 64 * 1024 * 1024
 _COMPLETE_LIMIT = 2 * 1024 * 1024
 _BATCH_LIMIT = 1024 * 1024 * 1024
@@ -288,13 +290,13 @@ class RequestHandler(BaseHTTPRequestHandler):
         return int(value)
 
     def body(self) -> Iterator[memoryview]:
-        """Yield the request body in blocks of up to 256 KiB (each view is
+        """Yield the request body in blocks of up to 1 MiB (each view is
         valid until the next one is requested). Raises ``ClientGone`` when
         the body ends early."""
         if self._body_state != "pending":
             return
         self._body_state = "reading"
-        buffer = bytearray(BUFFER)
+        buffer = bytearray(_BODY_BLOCK)
         view = memoryview(buffer)
         rfile = self.rfile
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
@@ -319,7 +321,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                             break
                     break
                 while size:
-                    got = rfile.readinto(view[: min(size, BUFFER)])
+                    got = rfile.readinto(view[: min(size, _BODY_BLOCK)])
                     if not got:
                         raise ClientGone("body ended inside a chunk")
                     size -= got
@@ -330,7 +332,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         else:
             remaining = self._content_length() or 0
             while remaining:
-                got = rfile.readinto(view[: min(remaining, BUFFER)])
+                got = rfile.readinto(view[: min(remaining, _BODY_BLOCK)])
                 if not got:
                     raise ClientGone("body shorter than Content-Length")
                 remaining -= got
