@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import socket
 import subprocess
@@ -47,13 +46,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def default_command() -> list[str]:
-    """The documented CLI when it exists, else the embedding API in a launcher."""
-    if importlib.util.find_spec("django_objectstore.server.__main__") is not None:
-        return [sys.executable, "-m", "django_objectstore.server", "run"]
-    return [sys.executable, str(Path(__file__).with_name("_serve.py"))]
-
-
 class ServerProcess:
     """``python -m django_objectstore.server run`` configured by ``OS__*`` variables."""
 
@@ -79,7 +71,7 @@ class ServerProcess:
             "OS__AUTH__KEYS": f'{{{kid}={{key_files=["{public_key}"],max_permissions={perms}}}}}',
             "OS__LOGGING__LEVEL": "WARN",
         }
-        self.command = command or default_command()
+        self.command = command or [sys.executable, "-m", "django_objectstore.server", "run"]
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
