@@ -155,50 +155,18 @@ class _Counter:
         self.stored = 0
 
 
-#: Input per zstd job when compressing with threads: small jobs keep memory
-#: bounded (about 3 jobs per thread), at a negligible cost in ratio.
-ZSTD_JOB_SIZE: Final = 4 * 1024 * 1024
-
-
-def _threaded_chunks(contents: Body, counter: _Counter, threads: int) -> Iterator[Buffer]:
-    """One zstd frame (level 3) made by ``threads`` zstd worker threads
-    outside the GIL, while this thread reads the source and sends."""
-    params = zstandard.ZstdCompressionParameters.from_level(
-        ZSTD_LEVEL, threads=threads, job_size=ZSTD_JOB_SIZE
-    )
-    stream: Any = zstandard.ZstdCompressor(compression_params=params).compressobj()
-    for block in iter_source(contents, BLOCK_SIZE, reuse=True):
-        counter.source += memoryview(block).nbytes
-        yield from _pieces(stream.compress(block), counter)
-    yield from _pieces(stream.flush(), counter)
-
-
-def _pieces(out: bytes, counter: _Counter) -> Iterator[Buffer]:
-    # Job-sized outputs go out in SEND_CHUNK pieces (see body_chunks).
-    counter.stored += len(out)
-    view = memoryview(out)
-    for start in range(0, len(out), SEND_CHUNK):
-        yield view[start : start + SEND_CHUNK]
-
-
 def body_chunks(
     contents: Body,
     *,
     compress: bool,
     counter: _Counter | None = None,
     block_size: int = BLOCK_SIZE,
-    threads: int = 0,
 ) -> Iterator[Buffer]:
     """A chunked request body: the source read in big blocks, zstd-compressed
     on the fly (one frame, official settings) when ``compress`` is true, sent
     in ``SEND_CHUNK`` pieces (urllib3 copies each piece into its chunk framing:
-    small pieces keep that copy in reused heap memory). With ``threads``,
-    zstd compresses in that many threads of its own (a different but equally
-    valid frame; for large inputs only)."""
+    small pieces keep that copy in reused heap memory)."""
     counter = counter if counter is not None else _Counter()
-    if compress and threads:
-        yield from _threaded_chunks(contents, counter, threads)
-        return
     if not compress:
         for block in iter_source(contents, block_size, reuse=True):
             view = memoryview(block).cast("B")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from os import PathLike
@@ -76,12 +75,12 @@ __all__ = [
 
 #: Connect timeout in seconds unless ``connection_kwargs`` overrides ``timeout``.
 DEFAULT_CONNECT_TIMEOUT: Final = 0.1
-#: Inputs of at least this many bytes (when their size is known) are uploaded
-#: as parallel multipart uploads. Below it, one streamed request.
+#: Inputs of at least this many bytes (when their size is known) take the
+#: large-input paths of ``Session.put``. Below it, one streamed request.
 DEFAULT_MULTIPART_THRESHOLD: Final = 64 * 1024 * 1024
-#: Size of each part of a parallel upload, before compression.
-DEFAULT_MULTIPART_PART_SIZE: Final = 4 * 1024 * 1024
-#: Parts compressed and uploaded at the same time.
+#: Size of each part of a parallel multipart upload, before compression.
+DEFAULT_MULTIPART_PART_SIZE: Final = 16 * 1024 * 1024
+#: Parts uploaded at the same time; also caps the zstd threads of a large put.
 DEFAULT_MULTIPART_WORKERS: Final = 3
 # Connections kept per client; the official client keeps one, which makes
 # every concurrent request beyond the first open and drop a connection.
@@ -189,7 +188,8 @@ class Client:
     Same arguments and defaults as the official client, plus keyword-only
     knobs for large uploads: at or above ``multipart_threshold`` bytes (when
     the input size is known; ``"none"`` disables), ``put`` uploads
-    ``multipart_part_size`` parts with ``multipart_workers`` threads.
+    ``multipart_part_size`` parts with ``multipart_workers`` threads, each
+    part compressed by up to that many zstd threads (see ``Session.put``).
     Close the client (or use it as a context manager) to close its connections.
     """
 
@@ -504,8 +504,11 @@ class Session:
         ``compress`` (older name: ``compression``) overrides the usecase's
         compression; pass ``precompressed="zstd"`` for contents that are
         already zstd-compressed. Inputs whose size is known and at least the
-        multipart threshold go up as a parallel multipart upload (aborted on
-        any failure); everything else in one streamed request.
+        multipart threshold take a faster path: incompressible ones (judged
+        from samples) one request carrying a zstd frame of raw blocks, the
+        others a parallel multipart upload, each part compressed by zstd
+        threads (aborted on any failure). Everything else goes in one
+        streamed request. A failed upload never leaves a partial object.
         """
         if compression is not None:
             if compress is not None:
@@ -537,13 +540,6 @@ class Session:
                 result_key, source_size, stored_size = self._put_raw_frame(
                     contents, cast(int, size), key, headers
                 )
-            elif big and do_compress:
-                # One stream compressed by zstd's own threads: cheaper than
-                # compressed parts (no part files or assembly on the server).
-                threads = max(1, min(self._multipart_workers, os.cpu_count() or 1))
-                result_key, source_size, stored_size = self._put_single(
-                    contents, key, headers, True, threads=threads
-                )
             elif big:
                 from django_objectstore.client._parallel import parallel_put
 
@@ -572,14 +568,10 @@ class Session:
         key: str | None,
         headers: dict[str, str],
         compress: bool,
-        *,
-        threads: int = 0,
     ) -> tuple[str, int, int]:
         counter = _Counter()
         body: Any
-        if threads:
-            body = body_chunks(contents, compress=compress, counter=counter, threads=threads)
-        elif isinstance(contents, bytes | bytearray | memoryview):
+        if isinstance(contents, bytes | bytearray | memoryview):
             size = memoryview(contents).nbytes
             counter.source = size
             if not compress:

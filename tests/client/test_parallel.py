@@ -96,7 +96,7 @@ def payload(size: int) -> bytes:
 
 
 @pytest.mark.parametrize("compress", ["zstd", "none"])
-def test_large_put_same_result_either_way(
+def test_large_put_goes_multipart_with_identical_result(
     small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch, compress: str
 ) -> None:
     spy = PartSpy(monkeypatch)
@@ -111,10 +111,7 @@ def test_large_put_same_result_either_way(
         filename="big.csv",
     )
     assert key == "big"
-    if compress == "none":
-        assert (spy.parts, spy.completes, spy.aborts) == (16, 1, 0)  # ceil(1000.1 KiB / 64 KiB)
-    else:  # one stream compressed by zstd threads
-        assert (spy.parts, spy.completes, spy.aborts) == (0, 0, 0)
+    assert (spy.parts, spy.completes, spy.aborts) == (16, 1, 0)  # ceil(1000.1 KiB / 64 KiB)
     got = session.get(key)
     assert got is not None
     with got.payload as stream:
@@ -129,7 +126,7 @@ def test_threshold_boundaries_and_knobs(
     small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = PartSpy(monkeypatch)
-    session = small_parts.session(Usecase("test", compression="none"), org=org)
+    session = small_parts.session(Usecase("test"), org=org)
     session.put(payload(256 * KIB - 1))  # below: one request
     assert spy.parts == 0
     session.put(payload(256 * KIB))  # at the threshold: parts
@@ -138,14 +135,10 @@ def test_threshold_boundaries_and_knobs(
     assert spy.parts == 4
     session.put(payload(100 * KIB), multipart_threshold=1)
     assert spy.parts == 6
-    off = small_parts.session(
-        Usecase("test", compression="none", multipart_threshold="none"), org=org
-    )
+    off = small_parts.session(Usecase("test", multipart_threshold="none"), org=org)
     off.put(payload(300 * KIB))
     assert spy.parts == 6
-    lowered = small_parts.session(
-        Usecase("test", compression="none", multipart_threshold=10), org=org
-    )
+    lowered = small_parts.session(Usecase("test", multipart_threshold=10), org=org)
     lowered.put(b"x" * 100)
     assert spy.parts == 7
     # Unknown size (a generator): always one streamed request.
@@ -168,7 +161,7 @@ def test_multipart_put_metrics(server: LocalServer, secret_key: SecretKey, org: 
         multipart_part_size=16 * KIB,
     ) as client:
         session = client.session(Usecase("test"), org=org)
-        session.put(bytes(100 * KIB), compress="none")  # in parts
+        session.put(bytes(100 * KIB))
         session.put(bytes(10 * KIB))
     sizes = [(v, t) for n, v, t in recorder.calls if n == "storage.put.size"]
     assert (100 * KIB, {"usecase": "test", "compression": "none"}) in sizes
@@ -218,20 +211,20 @@ def test_source_failure_aborts_the_upload(
     small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = PartSpy(monkeypatch)
-    session = small_parts.session(Usecase("test", compression="none"), org=org)
+    session = small_parts.session(Usecase("test"), org=org)
     with pytest.raises(OSError, match="disk on fire"):
         session.put(FailingReader(1024 * KIB, 500 * KIB), key="never")
     assert (spy.aborts, spy.completes) == (1, 0)
     assert session.get("never") is None
 
 
-def test_source_failure_in_a_compressed_stream_stores_nothing(
+def test_source_failure_in_a_streamed_put_raises_it_and_stores_nothing(
     small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = PartSpy(monkeypatch)
     session = small_parts.session(Usecase("test"), org=org)
-    with pytest.raises(OSError, match="disk on fire"):
-        session.put(FailingReader(1024 * KIB, 500 * KIB), key="never")
+    with pytest.raises(OSError, match="disk on fire"):  # not a "connection aborted" error
+        session.put(FailingReader(1024 * KIB, 500 * KIB), key="never", multipart_threshold="none")
     assert (spy.parts, spy.aborts, spy.completes) == (0, 0, 0)
     assert session.get("never") is None
     assert session.put(b"next", key="next") == "next"  # the client is still usable
@@ -250,7 +243,7 @@ def test_part_failure_aborts_the_upload(
         return counting(upload, contents, part_number=part_number, **kw)
 
     monkeypatch.setattr(MultipartUpload, "put_part", flaky)
-    session = small_parts.session(Usecase("test", compression="none"), org=org)
+    session = small_parts.session(Usecase("test"), org=org)
     with pytest.raises(RequestError) as info:
         session.put(payload(1024 * KIB), key="never")
     assert info.value.status == 503
@@ -270,7 +263,7 @@ def test_complete_failure_aborts(
         return part
 
     monkeypatch.setattr(MultipartUpload, "put_part", wrong_etag)
-    session = small_parts.session(Usecase("test", compression="none"), org=org)
+    session = small_parts.session(Usecase("test"), org=org)
     with pytest.raises(RequestError, match="completion failed"):
         session.put(payload(512 * KIB), key="never")
     assert spy.aborts == 1
@@ -463,16 +456,9 @@ def test_5xx_body_is_surfaced() -> None:
 
 
 def test_decompression_reads_across_many_frames(small_parts: Client, org: int) -> None:
-    # An object of 32 zstd frames, as parts compressed one by one make.
     session = small_parts.session(Usecase("test"), org=org)
     data = payload(2048 * KIB)
-    upload = session.initiate_multipart_upload(compression="zstd")
-    compressor = zstandard.ZstdCompressor(level=3)
-    parts = []
-    for number, start in enumerate(range(0, len(data), 64 * KIB), start=1):
-        frame = compressor.compress(data[start : start + 64 * KIB])
-        parts.append(upload.put_part(frame, part_number=number, content_length=len(frame)))
-    key = upload.complete(parts)
+    key = session.put(data)
     raw = session.get(key, decompress=False)
     assert raw is not None
     with raw.payload as stream:
