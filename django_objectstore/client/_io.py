@@ -291,6 +291,18 @@ def skip_bytes(stream: IO[bytes], count: int) -> None:
 READ_AHEAD_BLOCKS: Final = 4
 
 
+def _starts_with_raw_block(data: memoryview) -> bool:
+    """True if ``data`` begins with a zstd frame whose first block is raw."""
+    try:
+        header = zstandard.frame_header_size(bytes(data[:18]))
+    except zstandard.ZstdError:
+        return False
+    if data.nbytes < header + 3:
+        return False
+    block = int.from_bytes(data[header : header + 3], "little")
+    return (block >> 1) & 3 == 0
+
+
 class ReadAhead(io.RawIOBase):
     """A response body read by a helper thread up to ``READ_AHEAD_BLOCKS``
     blocks of ``BLOCK_SIZE`` ahead of the reader, so socket reads overlap
@@ -316,10 +328,33 @@ class ReadAhead(io.RawIOBase):
         self._held: bytearray | None = None  # the block the reader is on
         self._pending = memoryview(b"")
         self._done = False
-        self._thread = threading.Thread(
-            target=self._pump, name="objectstore-read-ahead", daemon=True
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        # The first block is read here. If it starts with a raw (stored) zstd
+        # block, the payload does not compress: decoding it is a copy, and a
+        # helper thread would cost more than it overlaps, so the reader's own
+        # thread reads on (no thread is started).
+        first = self._free.get_nowait()
+        try:
+            count = stream.readinto(first)
+        except BaseException:
+            stream.close()
+            raise
+        self._filled.put((first, count))
+        if count and not _starts_with_raw_block(memoryview(first)[:count]):
+            self._thread = threading.Thread(
+                target=self._pump, name="objectstore-read-ahead", daemon=True
+            )
+            self._thread.start()
+
+    def _take(self) -> tuple[bytearray, int] | BaseException:
+        """The next block: from the helper, or read here if there is none."""
+        if self._thread is not None or not self._filled.empty():
+            return self._filled.get()
+        buffer = self._free.get_nowait()
+        try:
+            return buffer, self._stream.readinto(buffer)
+        except BaseException as exc:  # noqa: BLE001 - raised by the caller, as from the helper
+            return exc
 
     def _free_buffer(self) -> bytearray | None:
         while not self._stop.is_set():
@@ -353,7 +388,7 @@ class ReadAhead(io.RawIOBase):
                 self._held = None
             if self._done:
                 return False
-            item = self._filled.get()
+            item = self._take()
             if isinstance(item, BaseException):
                 self._done = True
                 raise item
@@ -390,6 +425,8 @@ class ReadAhead(io.RawIOBase):
             return
         self._stop.set()
         self._pending = memoryview(b"")
-        if self._thread is not threading.current_thread():
+        if self._thread is None:
+            self._stream.close()  # a no-op at end of stream
+        elif self._thread is not threading.current_thread():
             self._thread.join(timeout=1.0)
         super().close()

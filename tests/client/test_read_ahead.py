@@ -73,7 +73,7 @@ def test_readall_and_readinto(session: Session, size: int) -> None:
 
 
 def test_early_close_stops_the_thread(session: Session) -> None:
-    data = os.urandom(16 * MIB)  # stored zstd-compressed, no smaller: many blocks
+    data = _text(24 * MIB)  # about 13 MiB compressed: many blocks
     session.put(data, key="big", multipart_threshold="none")
     got = session.get("big")
     assert got is not None
@@ -95,7 +95,7 @@ def test_early_close_stops_the_thread(session: Session) -> None:
 def test_read_ahead_is_bounded(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     # While the reader does not read, the helper fills its fixed set of
     # blocks and waits: it never reads the whole body into memory.
-    data = os.urandom(16 * MIB)
+    data = _text(24 * MIB)
     session.put(data, key="bounded", multipart_threshold="none")
     read_bytes = [0]
     original = ResponseStream.readinto
@@ -120,6 +120,25 @@ def test_read_ahead_is_bounded(session: Session, monkeypatch: pytest.MonkeyPatch
         assert helper.is_alive()
         assert read_bytes[0] == limit
     assert _wait_gone()
+
+
+def test_incompressible_payload_is_read_without_a_thread(session: Session) -> None:
+    # zstd stores incompressible data in raw blocks: decoding is a copy, so
+    # the reader's thread reads on its own (a helper would only cost).
+    data = os.urandom(12 * MIB)
+    session.put(data, key="random", multipart_threshold="none")
+    got = session.get("random")
+    assert got is not None
+    with got.payload as stream:
+        assert stream.read(10) == data[:10]
+        assert _helpers() == []
+        assert stream.read() == data[10:]
+    assert session.head("random") is not None
+    got = session.get("random")
+    assert got is not None
+    assert got.payload.read(5) == data[:5]
+    got.payload.close()  # early close: the half-read connection is dropped
+    assert session.put(b"after", key="after") == "after"
 
 
 class _Truncating(threading.Thread):
