@@ -290,16 +290,17 @@ class RequestHandler(BaseHTTPRequestHandler):
         return int(value)
 
     def body(self) -> Iterator[memoryview]:
-        """Yield the request body in blocks of up to 1 MiB (each view is
-        valid until the next one is requested). Raises ``ClientGone`` when
-        the body ends early."""
+        """Yield the request body in blocks (each view is valid until the
+        next one is requested): up to 256 KiB for chunked bodies, up to 1 MiB
+        for bodies with a Content-Length (no bigger than the body, so a
+        small request does not pay for a big buffer). Raises ``ClientGone``
+        when the body ends early."""
         if self._body_state != "pending":
             return
         self._body_state = "reading"
-        buffer = bytearray(_BODY_BLOCK)
-        view = memoryview(buffer)
         rfile = self.rfile
         if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            view = memoryview(bytearray(BUFFER))
             while True:
                 line = rfile.readline(1024)
                 if not line.endswith(b"\n"):
@@ -321,7 +322,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                             break
                     break
                 while size:
-                    got = rfile.readinto(view[: min(size, _BODY_BLOCK)])
+                    got = rfile.readinto(view[: min(size, BUFFER)])
                     if not got:
                         raise ClientGone("body ended inside a chunk")
                     size -= got
@@ -331,6 +332,7 @@ class RequestHandler(BaseHTTPRequestHandler):
                     raise BadFraming("chunk not followed by CRLF")
         else:
             remaining = self._content_length() or 0
+            view = memoryview(bytearray(min(remaining, _BODY_BLOCK)))
             while remaining:
                 got = rfile.readinto(view[: min(remaining, _BODY_BLOCK)])
                 if not got:
