@@ -552,7 +552,12 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send_json_error(501, "service error: not implemented")
             return
         ident = Identity(usecase, scopes, key)
-        handler = getattr(self, f"_{route.kind}_{method.lower()}")
+        # As upstream (axum): a GET route answers HEAD unless it has a HEAD
+        # handler of its own; the GET handlers leave the body out for HEAD.
+        name = f"_{route.kind}_{method.lower()}"
+        if method == "HEAD" and not hasattr(self, name):
+            name = f"_{route.kind}_get"
+        handler = getattr(self, name)
         try:
             handler(service, auth, ident, dict(query))
         except (ClientError, AuthError) as exc:
@@ -626,11 +631,6 @@ class RequestHandler(BaseHTTPRequestHandler):
         with service.backend_slot():
             service.backend.delete(ident)
         self.send_simple(204)
-
-    def _object_head(
-        self, service: Service, auth: Authorization, ident: Identity, query: dict[str, str]
-    ) -> None:
-        self._object_get(service, auth, ident, query)
 
     def _object_get(
         self, service: Service, auth: Authorization, ident: Identity, query: dict[str, str]
@@ -730,11 +730,6 @@ class RequestHandler(BaseHTTPRequestHandler):
                 raise ClientError(404, "service error: multipart upload not found") from None
             self.write_stream(writer)
         self.send_json(200, {"etag": etag})
-
-    def _parts_head(
-        self, service: Service, auth: Authorization, ident: Identity, query: dict[str, str]
-    ) -> None:
-        self._parts_get(service, auth, ident, query)
 
     def _parts_get(
         self, service: Service, auth: Authorization, ident: Identity, query: dict[str, str]
