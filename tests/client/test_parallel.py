@@ -24,6 +24,7 @@ from django_objectstore.client.multipart import MultipartUpload
 from django_objectstore.server import LocalServer
 
 from .conftest import PRIVATE_PEM
+from .rawserver import RawServer
 
 KIB = 1024
 
@@ -395,64 +396,41 @@ def test_server_gone_mid_session(secret_key: SecretKey, org: int) -> None:
         keys_server.stop()
 
 
-class _ErrorServer(threading.Thread):
+class _ErrorServer(RawServer):
     """Answers every request with one canned response (5xx bodies cannot be
     produced by the real server on demand)."""
 
+    conn_timeout = 2.0
+
     def __init__(self, status: int, body: bytes) -> None:
-        super().__init__(daemon=True)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.sock.settimeout(0.05)
-        self.stopping = threading.Event()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        super().__init__()
         self.response = (
             f"HTTP/1.1 {status} Oops\r\nContent-Type: text/plain\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         ).encode() + body
 
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(2)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data:
-                        data += conn.recv(65536)
-                    conn.sendall(self.response)
-                except OSError:
-                    pass
+    def serve(self, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        conn.sendall(self.response)
 
 
 def test_5xx_body_is_surfaced() -> None:
-    fake = _ErrorServer(500, b"service error: backend exploded")
-    fake.start()
-    try:
-        with Client(fake.url) as client:
-            session = client.session(Usecase("test"), org=1)
-            for call in (
-                lambda: session.get("k"),
-                lambda: session.head("k"),
-                lambda: session.delete("k"),
-                lambda: session.put(b"x"),
-            ):
-                with pytest.raises(RequestError) as info:
-                    call()
-                assert info.value.status == 500
-                if info.value.response:  # HEAD responses carry no body
-                    assert info.value.response == "service error: backend exploded"
-                    assert "backend exploded" in str(info.value)
-    finally:
-        fake.stopping.set()
-        fake.join(timeout=5)
-        fake.sock.close()
+    with _ErrorServer(500, b"service error: backend exploded") as fake, Client(fake.url) as client:
+        session = client.session(Usecase("test"), org=1)
+        for call in (
+            lambda: session.get("k"),
+            lambda: session.head("k"),
+            lambda: session.delete("k"),
+            lambda: session.put(b"x"),
+        ):
+            with pytest.raises(RequestError) as info:
+                call()
+            assert info.value.status == 500
+            if info.value.response:  # HEAD responses carry no body
+                assert info.value.response == "service error: backend exploded"
+                assert "backend exploded" in str(info.value)
 
 
 def test_decompression_reads_across_many_frames(small_parts: Client, org: int) -> None:

@@ -3,9 +3,7 @@ does not echo request headers)."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -20,35 +18,19 @@ from django_objectstore.client import (
 )
 
 from .conftest import PRIVATE_PEM
+from .rawserver import RawServer
 
 
-class Capture(threading.Thread):
+class Capture(RawServer):
     """Records each request's head and answers 200 with a JSON key."""
 
     def __init__(self, delay: float = 0.0) -> None:
-        super().__init__(daemon=True)
+        super().__init__()
         self.delay = delay
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.sock.settimeout(0.05)
-        self.stopping = threading.Event()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
 
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                self.stopping.wait(self.delay)  # a busy server, not reading yet
-                with contextlib.suppress(OSError):  # the client gave up (timeout tests)
-                    self.serve(conn)
-
     def serve(self, conn: socket.socket) -> None:
+        self.stopping.wait(self.delay)  # a busy server, not reading yet
         data = b""
         while b"\r\n\r\n" not in data:
             received = conn.recv(65536)
@@ -79,12 +61,8 @@ class Capture(threading.Thread):
 
 @pytest.fixture
 def capture() -> Iterator[Capture]:
-    server = Capture()
-    server.start()
-    yield server
-    server.stopping.set()
-    server.join(timeout=5)
-    server.sock.close()
+    with Capture() as server:
+        yield server
 
 
 def test_request_line_and_headers(capture: Capture) -> None:
@@ -136,9 +114,7 @@ def test_trace_headers_when_asked(capture: Capture) -> None:
 def test_large_bodies_are_not_bound_by_the_connect_timeout() -> None:
     """urllib3 sends with the connect timeout (100 ms) on the socket; a server
     that starts reading later than that must not abort the upload."""
-    slow = Capture(delay=0.4)
-    slow.start()
-    try:
+    with Capture(delay=0.4) as slow:
         with Client(slow.url, retries=0) as client:
             session = client.session(Usecase("test"))
             assert session.put(bytes(16 * 1024 * 1024), key="k", compress="none") == "k"
@@ -147,21 +123,13 @@ def test_large_bodies_are_not_bound_by_the_connect_timeout() -> None:
         assert int(first["content-length"]) == len(body) == 16 * 1024 * 1024
         assert second["transfer-encoding"] == "chunked"
         assert len(streamed) > 8 * 1024 * 1024
-    finally:
-        slow.stopping.set()
-        slow.join(timeout=5)
-        slow.sock.close()
 
 
 def test_read_timeout_is_honoured() -> None:
-    silent = Capture(delay=1.0)  # answers only after a second
-    silent.start()
-    try:
-        with Client(silent.url, timeout_ms=150, retries=0, spool_dir="/nonexistent") as client:
-            session = client.session(Usecase("test"))
-            with pytest.raises(ObjectstoreConnectionError, match="failed without a response"):
-                session.head("k")
-    finally:
-        silent.stopping.set()
-        silent.join(timeout=5)
-        silent.sock.close()
+    with (
+        Capture(delay=1.0) as silent,  # answers only after a second
+        Client(silent.url, timeout_ms=150, retries=0, spool_dir="/nonexistent") as client,
+    ):
+        session = client.session(Usecase("test"))
+        with pytest.raises(ObjectstoreConnectionError, match="failed without a response"):
+            session.head("k")
