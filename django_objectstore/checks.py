@@ -34,6 +34,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from django_objectstore.client.client import MIN_MULTIPART_PART_SIZE
 from django_objectstore.conf import (
     COMPRESSIONS,
     DEFAULTS,
@@ -178,6 +179,15 @@ def _check_numbers(conf: Mapping[str, Any]) -> list[CheckMessage]:
                 _e(
                     7,
                     f"OBJECTSTORE[{key!r}] must be None or a positive int (bytes), got {value!r}.",
+                )
+            )
+        elif key == "MULTIPART_PART_SIZE" and value < MIN_MULTIPART_PART_SIZE:
+            errors.append(
+                _e(
+                    7,
+                    f"OBJECTSTORE['MULTIPART_PART_SIZE'] must be at least "
+                    f"{MIN_MULTIPART_PART_SIZE} bytes (5 MiB, the smallest part production "
+                    f"backends accept), got {value!r}.",
                 )
             )
     expiry = conf.get("URL_EXPIRY_SECONDS", DEFAULTS["URL_EXPIRY_SECONDS"])

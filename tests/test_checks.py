@@ -116,6 +116,7 @@ def test_error_messages_never_contain_key_material() -> None:
         {"URL_EXPIRY_SECONDS": 10**7},
         {"MULTIPART_THRESHOLD": 0},
         {"MULTIPART_PART_SIZE": "8MB"},
+        {"MULTIPART_PART_SIZE": 2 << 20},
     ],
 )
 def test_e007_bad_numbers(changes: dict[str, Any]) -> None:

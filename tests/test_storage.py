@@ -4,6 +4,7 @@ Django's tests/file_storage (see docs/django-storage-contract.md §4.2)."""
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import threading
 import urllib.request
@@ -235,26 +236,25 @@ def test_large_file_streams_through_parallel_path(
     from django.conf import settings
 
     storage = ObjectstoreStorage(usecase)
-    size = 9 * 1024 * 1024 + 123
+    size = 14 * 1024 * 1024 + 123
     path = tmp_path / "big.bin"
-    block = bytes(range(256)) * 4096
-    with path.open("wb") as handle:
-        for _ in range(size // len(block)):
-            handle.write(block)
-        handle.write(block[: size % len(block)])
-    conf = {**settings.OBJECTSTORE, "MULTIPART_THRESHOLD": 4 << 20, "MULTIPART_PART_SIZE": 2 << 20}
+    # Hex digits: zstd stores them in about 0.55 of their size, so both
+    # usecases need more than one 5 MiB part.
+    data = os.urandom(size // 2 + 1).hex().encode()[:size]
+    path.write_bytes(data)
+    conf = {**settings.OBJECTSTORE, "MULTIPART_THRESHOLD": 4 << 20, "MULTIPART_PART_SIZE": 5 << 20}
     counters = objectstore_server.server.service.counters
     with override_settings(OBJECTSTORE=conf), path.open("rb") as handle:
         before = counters.requests
         name = storage.save("big.bin", File(handle))
-        # initiate + 5 parts + complete, not one request: the parallel path.
-        # (The server counts a request after answering it, so allow slack.)
-        assert counters.requests - before >= 5
+        # initiate + 2 or 3 parts + complete, not one request: the parallel
+        # path. (The server counts a request after answering it: allow slack.)
+        assert counters.requests - before >= 3
         assert not handle.closed
     assert storage.size(name) == size
     with storage.open(name) as remote:
         remote.seek(size - 5)
-        assert remote.read() == block[: size % len(block)][-5:]
+        assert remote.read() == data[-5:]
 
 
 def test_name_longer_than_max_length_fails_before_upload() -> None:

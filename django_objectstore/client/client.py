@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_MULTIPART_PART_SIZE",
     "DEFAULT_MULTIPART_THRESHOLD",
     "DEFAULT_MULTIPART_WORKERS",
+    "MIN_MULTIPART_PART_SIZE",
     "PARAM_AUTH",
     "USER_AGENT",
     "Client",
@@ -78,8 +79,12 @@ DEFAULT_CONNECT_TIMEOUT: Final = 0.1
 #: Inputs of at least this many bytes (when their size is known) take the
 #: large-input paths of ``Session.put``. Below it, one streamed request.
 DEFAULT_MULTIPART_THRESHOLD: Final = 64 * 1024 * 1024
-#: Size of each part of a parallel multipart upload, before compression.
-DEFAULT_MULTIPART_PART_SIZE: Final = 16 * 1024 * 1024
+#: Size of each part of a parallel multipart upload, in stored (compressed)
+#: bytes; every part but the last has exactly this size.
+DEFAULT_MULTIPART_PART_SIZE: Final = 8 * 1024 * 1024
+#: Smallest ``multipart_part_size`` accepted: production backends (S3/GCS
+#: multipart) reject non-last parts below 5 MiB when the upload completes.
+MIN_MULTIPART_PART_SIZE: Final = 5 * 1024 * 1024
 #: Parts uploaded at the same time; also caps the zstd threads of a large put.
 DEFAULT_MULTIPART_WORKERS: Final = 3
 # Connections kept per client; the official client keeps one, which makes
@@ -187,9 +192,10 @@ class Client:
 
     Same arguments and defaults as the official client, plus keyword-only
     knobs for large uploads: at or above ``multipart_threshold`` bytes (when
-    the input size is known; ``"none"`` disables), ``put`` uploads
-    ``multipart_part_size`` parts with ``multipart_workers`` threads, each
-    part compressed by up to that many zstd threads (see ``Session.put``).
+    the input size is known; ``"none"`` disables), ``put`` compresses with
+    up to ``multipart_workers`` zstd threads and uploads the result in parts
+    of ``multipart_part_size`` stored bytes (at least 5 MiB) with that many
+    threads (see ``Session.put``).
     Close the client (or use it as a context manager) to close its connections.
     """
 
@@ -224,9 +230,11 @@ class Client:
                 f"token must be a SecretKey or a token string, got {type(token).__name__}"
             )
         _check_threshold("multipart_threshold", multipart_threshold, allow_none=False)
-        if type(multipart_part_size) is not int or multipart_part_size < 1:
+        if type(multipart_part_size) is not int or multipart_part_size < MIN_MULTIPART_PART_SIZE:
             raise ValueError(
-                f"multipart_part_size must be a positive integer, got {multipart_part_size!r}"
+                f"multipart_part_size must be an integer of at least {MIN_MULTIPART_PART_SIZE} "
+                f"(5 MiB, the smallest part production backends accept), "
+                f"got {multipart_part_size!r}"
             )
         if type(multipart_workers) is not int or multipart_workers < 1:
             raise ValueError(
@@ -506,8 +514,8 @@ class Session:
         already zstd-compressed. Inputs whose size is known and at least the
         multipart threshold take a faster path: incompressible ones (judged
         from samples) one request carrying a zstd frame of raw blocks, the
-        others a parallel multipart upload, each part compressed by zstd
-        threads (aborted on any failure). Everything else goes in one
+        others a parallel multipart upload of one zstd frame compressed by
+        zstd threads (aborted on any failure). Everything else goes in one
         streamed request. A failed upload never leaves a partial object.
         """
         if compression is not None:
@@ -551,6 +559,7 @@ class Session:
                     compress=do_compress,
                     part_size=self._multipart_part_size,
                     workers=self._multipart_workers,
+                    source_size=cast(int, size),
                 )
             else:
                 result_key, source_size, stored_size = self._put_single(

@@ -53,3 +53,12 @@ def org() -> int:
 @pytest.fixture
 def session(client: Client, org: int) -> Session:
     return client.session(Usecase("test"), org=org)
+
+
+@pytest.fixture
+def allow_small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let clients use multipart parts below the 5 MiB production minimum, so
+    multipart tests stay small (the local server accepts any part size)."""
+    from django_objectstore.client import client as client_module
+
+    monkeypatch.setattr(client_module, "MIN_MULTIPART_PART_SIZE", 1)

@@ -5,6 +5,7 @@ and each client must read what the other wrote."""
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -94,7 +95,9 @@ def test_same_stored_bytes_and_headers(pair: tuple[Any, Any], scenario: str) -> 
         assert payload.read() == got_theirs.payload.read()
 
 
-def test_each_reads_the_others_objects(pair: tuple[Any, Any], server: LocalServer) -> None:
+def test_each_reads_the_others_objects(
+    pair: tuple[Any, Any], server: LocalServer, allow_small_parts: None
+) -> None:
     theirs, mine = pair
     org = str(mine._scope).split(";")[0].split("=")[1]
     with ours.Client(server.url, token=ours.SecretKey("test_kid", PRIVATE_PEM)) as client:
@@ -121,7 +124,7 @@ def test_each_reads_the_others_objects(pair: tuple[Any, Any], server: LocalServe
                 assert mine_value.delta == theirs_value.delta
             else:
                 assert mine_value == theirs_value, field
-    # The official client reads a multi-frame object written by our parallel put.
+    # The official client reads an object written by our parallel put.
     with ours.Client(
         server.url,
         token=ours.SecretKey("test_kid", PRIVATE_PEM),
@@ -129,9 +132,21 @@ def test_each_reads_the_others_objects(pair: tuple[Any, Any], server: LocalServe
         multipart_part_size=30_000,
     ) as client:
         session = client.session(ours.Usecase("test"), org=org, side="official")
-        session.put(TEXT, key="parallel")
+        words = os.urandom(150_000).hex().encode()  # ~300 KB, stored in several parts
+        completed: list[int] = []
+        complete = ours.multipart.MultipartUpload.complete
+
+        def spy(upload: Any, parts: list[Any]) -> str:
+            completed.append(len(parts))
+            return complete(upload, parts)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ours.multipart.MultipartUpload, "complete", spy)
+            session.put(words, key="parallel")
+        assert len(completed) == 1
+        assert completed[0] > 1  # parts
     got = theirs.get("parallel")
-    assert got.payload.read() == TEXT
+    assert got.payload.read() == words
     assert theirs.head("parallel").compression == "zstd"
 
 

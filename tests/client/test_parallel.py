@@ -17,6 +17,7 @@ from django_objectstore.client import (
     ObjectstoreConnectionError,
     RequestError,
     SecretKey,
+    Session,
     Usecase,
     auth,
 )
@@ -48,10 +49,12 @@ class Recorder:
 
 
 class PartSpy:
-    """Counts multipart requests without changing them."""
+    """Counts multipart requests (and the sizes of the parts sent) without
+    changing them."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.parts = 0
+        self.sizes: list[int] = []
         self.aborts = 0
         self.completes = 0
         self.lock = threading.Lock()
@@ -64,6 +67,7 @@ class PartSpy:
         def counting_put_part(upload: MultipartUpload, *args: Any, **kwargs: Any) -> Any:
             with self.lock:
                 self.parts += 1
+                self.sizes.append(kwargs["content_length"])
             return put_part(upload, *args, **kwargs)
 
         def counting_abort(upload: MultipartUpload) -> None:
@@ -80,8 +84,11 @@ class PartSpy:
 
 
 @pytest.fixture
-def small_parts(server: LocalServer, secret_key: SecretKey) -> Iterator[Client]:
-    """A client whose parallel-upload threshold is tiny, so tests stay small."""
+def small_parts(
+    server: LocalServer, secret_key: SecretKey, allow_small_parts: None
+) -> Iterator[Client]:
+    """A client whose parallel-upload threshold and part size are tiny, so
+    tests stay small."""
     with Client(
         server.url,
         token=secret_key,
@@ -93,7 +100,28 @@ def small_parts(server: LocalServer, secret_key: SecretKey) -> Iterator[Client]:
 
 
 def payload(size: int) -> bytes:
-    return (os.urandom(1000) + bytes(3000)) * (size // 4000) + os.urandom(size % 4000)
+    """Data zstd compresses to a bit over a quarter of its size (fresh random
+    bytes in every 4000, so no window or long-range match finds repeats)."""
+    noise = os.urandom(size // 4 + 1000)
+    zeros = bytes(3000)
+    chunks = [noise[i // 4 : i // 4 + 1000] + zeros for i in range(0, size, 4000)]
+    return b"".join(chunks)[:size]
+
+
+def stored_bytes(session: Session, key: str) -> bytes:
+    raw = session.get(key, decompress=False)
+    assert raw is not None
+    with raw.payload as stream:
+        return stream.read()
+
+
+def assert_cut_evenly(sizes: list[int], part_size: int, total: int) -> None:
+    """Every part but the last has exactly ``part_size`` bytes (what
+    production backends need), and the parts add up to the object."""
+    assert sizes, "no parts were uploaded"
+    assert all(size == part_size for size in sizes[:-1]), sizes
+    assert 0 < sizes[-1] <= part_size
+    assert sum(sizes) == total
 
 
 @pytest.mark.parametrize("compress", ["zstd", "none"])
@@ -112,7 +140,15 @@ def test_large_put_goes_multipart_with_identical_result(
         filename="big.csv",
     )
     assert key == "big"
-    assert (spy.parts, spy.completes, spy.aborts) == (16, 1, 0)  # ceil(1000.1 KiB / 64 KiB)
+    assert (spy.completes, spy.aborts) == (1, 0)
+    stored = stored_bytes(session, key)
+    assert_cut_evenly(spy.sizes, 64 * KIB, len(stored))
+    if compress == "none":
+        assert spy.parts == 16  # ceil(1000.1 KiB / 64 KiB)
+    else:
+        assert len(stored) < len(data) * 0.4
+        assert spy.parts == -(-len(stored) // (64 * KIB)) >= 4
+        assert len(zstandard.ZstdDecompressor().decompressobj().decompress(stored)) == len(data)
     got = session.get(key)
     assert got is not None
     with got.payload as stream:
@@ -129,22 +165,22 @@ def test_threshold_boundaries_and_knobs(
     spy = PartSpy(monkeypatch)
     session = small_parts.session(Usecase("test"), org=org)
     session.put(payload(256 * KIB - 1))  # below: one request
-    assert spy.parts == 0
+    assert spy.completes == 0
     session.put(payload(256 * KIB))  # at the threshold: parts
-    assert spy.parts == 4
+    assert spy.completes == 1
     session.put(payload(300 * KIB), multipart_threshold="none")
-    assert spy.parts == 4
+    assert spy.completes == 1
     session.put(payload(100 * KIB), multipart_threshold=1)
-    assert spy.parts == 6
+    assert spy.completes == 2
     off = small_parts.session(Usecase("test", multipart_threshold="none"), org=org)
     off.put(payload(300 * KIB))
-    assert spy.parts == 6
+    assert spy.completes == 2
     lowered = small_parts.session(Usecase("test", multipart_threshold=10), org=org)
     lowered.put(b"x" * 100)
-    assert spy.parts == 7
+    assert spy.completes == 3
     # Unknown size (a generator): always one streamed request.
     session.put(iter([payload(300 * KIB)]))
-    assert spy.parts == 7
+    assert spy.completes == 3
 
 
 def test_default_threshold_is_64_mib(client: Client, org: int) -> None:
@@ -152,7 +188,53 @@ def test_default_threshold_is_64_mib(client: Client, org: int) -> None:
     assert session._multipart_threshold == 64 * 1024 * KIB
 
 
-def test_multipart_put_metrics(server: LocalServer, secret_key: SecretKey, org: int) -> None:
+def test_part_size_below_the_production_minimum_is_refused(server: LocalServer) -> None:
+    with pytest.raises(ValueError, match=r"at least 5242880 \(5 MiB.*got 5242879"):
+        Client(server.url, multipart_part_size=5 * 1024 * KIB - 1)
+    with Client(server.url, multipart_part_size=5 * 1024 * KIB) as made:
+        assert made._multipart[1] == 5 * 1024 * KIB
+
+
+def test_default_part_size_is_8_mib(client: Client) -> None:
+    assert client._multipart[1] == 8 * 1024 * KIB
+
+
+def test_part_size_grows_to_stay_within_10000_parts() -> None:
+    from django_objectstore.client._parallel import MAX_PARTS, effective_part_size
+
+    assert effective_part_size(8 << 20, 1 << 30) == 8 << 20
+    tib = 1 << 40
+    grown = effective_part_size(8 << 20, tib)
+    assert grown > 8 << 20
+    # Even incompressible data (zstd adds a little) fits in 10,000 parts.
+    assert -(-(tib + tib // 1024 + 1024) // grown) <= MAX_PARTS
+
+
+def test_compressible_input_never_makes_short_middle_parts(
+    server: LocalServer, secret_key: SecretKey, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bug this layout fixes: parts compressed one by one came out far
+    below the part size (and below production's 5 MiB minimum)."""
+    spy = PartSpy(monkeypatch)
+    part = 5 * 1024 * KIB
+    data = payload(48 * 1024 * KIB)  # ~13 MiB stored: three parts
+    with Client(
+        server.url, token=secret_key, multipart_threshold=1024 * KIB, multipart_part_size=part
+    ) as made:
+        session = made.session(Usecase("test"), org=org)
+        key = session.put(io.BytesIO(data))
+        stored = stored_bytes(session, key)
+        assert_cut_evenly(spy.sizes, part, len(stored))
+        assert spy.parts == 3
+        got = session.get(key)
+        assert got is not None
+        with got.payload as stream:
+            assert stream.read() == data
+
+
+def test_multipart_put_metrics(
+    server: LocalServer, secret_key: SecretKey, org: int, allow_small_parts: None
+) -> None:
     recorder = Recorder()
     with Client(
         server.url,
@@ -239,7 +321,7 @@ def test_part_failure_aborts_the_upload(
     counting = MultipartUpload.put_part
 
     def flaky(upload: MultipartUpload, contents: Any, *, part_number: int, **kw: Any) -> Any:
-        if part_number == 5:
+        if part_number == 2:
             raise RequestError("Objectstore request failed with status 503", 503, "busy")
         return counting(upload, contents, part_number=part_number, **kw)
 
@@ -433,26 +515,29 @@ def test_5xx_body_is_surfaced() -> None:
                 assert "backend exploded" in str(info.value)
 
 
-def test_decompression_reads_across_many_frames(small_parts: Client, org: int) -> None:
+def test_large_compressed_put_is_one_zstd_frame(
+    small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = PartSpy(monkeypatch)
     session = small_parts.session(Usecase("test"), org=org)
     data = payload(2048 * KIB)
     key = session.put(data)
-    raw = session.get(key, decompress=False)
-    assert raw is not None
-    with raw.payload as stream:
-        stored = stream.read()
-    frames = 0
-    reader = zstandard.ZstdDecompressor()
-    position = 0
-    while position < len(stored):
-        frame_size = zstandard.frame_content_size(stored[position:])
-        assert frame_size > 0
-        chunk = reader.decompressobj()
-        chunk.decompress(stored[position:])
-        position += len(stored[position:]) - len(chunk.unused_data)
-        frames += 1
-    assert frames == 32
+    stored = stored_bytes(session, key)
+    assert spy.parts >= 8
+    reader = zstandard.ZstdDecompressor().decompressobj()
+    assert reader.decompress(stored) == data
+    assert reader.eof
+    assert reader.unused_data == b""  # one frame, cut across the parts
+
+
+def test_decompression_reads_across_frames(session: Session) -> None:
+    """Objects made of several zstd frames (older parallel puts, other
+    writers) decompress whole, whatever the frame boundaries."""
+    first, second = payload(700 * KIB), payload(300 * KIB) + b"tail"
+    cctx = zstandard.ZstdCompressor()
+    frames = cctx.compress(first) + cctx.compress(b"") + cctx.compress(second)
+    key = session.put(frames, precompressed="zstd")
     got = session.get(key)
     assert got is not None
     with got.payload as stream:
-        assert stream.read() == data
+        assert stream.read() == first + second

@@ -20,7 +20,7 @@ from django_objectstore.client._rawframe import (
 from django_objectstore.server import LocalServer
 
 from .conftest import PRIVATE_PEM
-from .test_parallel import PartSpy
+from .test_parallel import PartSpy, payload
 
 KIB = 1024
 
@@ -77,7 +77,9 @@ def test_source_that_shrinks_or_grows_is_an_error() -> None:
 
 
 @pytest.fixture
-def low_threshold(server: LocalServer, secret_key: SecretKey) -> Iterator[Client]:
+def low_threshold(
+    server: LocalServer, secret_key: SecretKey, allow_small_parts: None
+) -> Iterator[Client]:
     with Client(
         server.url,
         token=secret_key,
@@ -115,8 +117,8 @@ def test_incompressible_put_is_one_raw_frame_readable_by_both_clients(
     # Bytes work too, and compressible data still goes up in parts.
     assert session.put(data, key="bytes") == "bytes"
     assert spy.parts == 0
-    session.put(bytes(300 * KIB), key="zeros")
-    assert spy.parts == 5
+    session.put(payload(300 * KIB), key="compressible")
+    assert spy.completes == 1
 
 
 def test_uncompressed_usecase_keeps_its_parts(
@@ -150,34 +152,31 @@ def test_source_change_abandons_the_request(low_threshold: Client, org: int) -> 
     assert session.put(b"still usable", key="after") == "after"
 
 
-def test_parts_compressed_by_zstd_threads(
+def test_compressed_by_zstd_threads_into_one_frame(
     server: LocalServer, secret_key: SecretKey, org: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = PartSpy(monkeypatch)
-    data = os.urandom(5 * 1024 * KIB).hex().encode()[: 9 * 1024 * KIB]  # compressible
+    data = os.urandom(6 * 1024 * KIB).hex().encode()  # compresses to ~0.55
     with Client(
         server.url,
         token=secret_key,
         multipart_threshold=256 * KIB,
-        multipart_part_size=4 * 1024 * KIB,  # several zstd jobs per part
-        multipart_workers=2,
+        multipart_part_size=5 * 1024 * KIB,
+        multipart_workers=2,  # two zstd threads: several 2 MiB jobs
     ) as made:
         session = made.session(Usecase("test"), org=org)
         session.put(io.BytesIO(data), key="threaded")
-        assert spy.parts == 3
+        assert spy.parts == 2  # ~6.6 MiB stored
         stored = session.get("threaded", decompress=False)
         assert stored is not None
         with stored.payload as stream:
             raw = stream.read()
     assert len(raw) < len(data) * 0.7
-    frames, position = 0, 0
-    out = bytearray()
-    while position < len(raw):  # one frame per part
-        reader = zstandard.ZstdDecompressor().decompressobj()
-        out += reader.decompress(raw[position:])
-        position = len(raw) - len(reader.unused_data)
-        frames += 1
-    assert frames == 3
+    assert spy.sizes[0] == 5 * 1024 * KIB
+    reader = zstandard.ZstdDecompressor().decompressobj()
+    out = reader.decompress(raw)
+    assert reader.eof
+    assert reader.unused_data == b""  # one frame
     assert out == data
     theirs = official.Client(server.url, token=official.SecretKey("test_kid", PRIVATE_PEM))
     try:
