@@ -171,6 +171,11 @@ class LocalServer:
             self._thread.join()
         if self._sweeper is not None:
             self._sweeper.join()
+        backend = self.service.backend
+        if isinstance(backend, FilesystemBackend):
+            # Stops its background worker; the files stay. (MemoryBackend.close
+            # would drop the data, and a stopped server may be started again.)
+            backend.close()
         self._httpd = None
         self._thread = None
         self._sweeper = None

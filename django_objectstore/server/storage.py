@@ -23,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +48,8 @@ __all__ = [
     "UploadNotFound",
     "Writer",
 ]
+
+logger = logging.getLogger("django_objectstore.server")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -403,9 +407,29 @@ class _FileWriter:
             offset += copied
             count -= copied
 
-    def commit(self) -> int:
+    def pause(self) -> None:
+        """Close the file until ``resume`` (no descriptor held meanwhile); its
+        data is flushed to disk first when this writer fsyncs."""
         assert self._file is not None
+        file, self._file = self._file, None
         try:
+            if self._fsync:
+                os.fdatasync(file.fileno())
+        finally:
+            file.close()
+
+    def resume(self) -> None:
+        """Reopen a paused file to append more (not ``O_APPEND``, which
+        ``copy_file_range`` refuses)."""
+        if self._file is None:
+            file = open(self._tmp, "r+b", buffering=0)  # noqa: SIM115
+            file.seek(0, os.SEEK_END)
+            self._file = file
+
+    def commit(self) -> int:
+        try:
+            self.resume()
+            assert self._file is not None
             if self._fsync:
                 os.fsync(self._file.fileno())
             self._file.close()
@@ -431,6 +455,22 @@ class _Hook(Protocol):
     def __call__(self, tmp: Path, target: Path) -> None: ...
 
 
+@dataclass
+class _Prefix:
+    """The background assembly of one multipart upload: a temporary file
+    beside the final object holding the upload's header and then parts 1, 2,
+    ... (``parts``: their numbers and etags, in order). ``lock`` is held
+    while the worker appends or a completion or abort uses it; once
+    ``closed`` (claimed by a completion, discarded, or failed) the worker
+    leaves it alone."""
+
+    header: bytes
+    writer: _FileWriter | None = None
+    parts: list[tuple[int, str]] = field(default_factory=list)
+    closed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class FilesystemBackend:
     """Objects as files under ``root``; survives restarts."""
 
@@ -440,11 +480,21 @@ class FilesystemBackend:
         self._uploads = self.root / "uploads"
         self._fsync = fsync
         self._locks = [threading.Lock() for _ in range(64)]
+        # Background assembly of multipart uploads (see _advance): one worker
+        # thread, started on the first part and stopped by close().
+        self._assembly_lock = threading.Lock()
+        self._prefixes: dict[str, _Prefix] = {}
+        self._pending: set[str] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        #: Completions that reused parts already copied in the background.
+        self.fast_completions = 0
         self._objects.mkdir(parents=True, exist_ok=True)
         self._uploads.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temp_files()
 
     def _remove_stale_temp_files(self) -> None:
+        # Covers interrupted writes and the prefixes of background assembly,
+        # which live beside their object as .<digest>.<uuid>.tmp.
         for folder in (self._objects, self._uploads):
             for tmp in folder.rglob(".*.tmp"):
                 with contextlib.suppress(OSError):
@@ -568,11 +618,17 @@ class FilesystemBackend:
         folder = self._upload_dir(ident, upload_id)
         etag = _new_etag(part_number)
         header = etag.encode("ascii") + b"\n"
-        # Parts are not fsynced: the assembled object is, once, when the upload
-        # completes (its bytes are copied from the parts' page cache). A crash
-        # before completion loses the upload, which the client retries anyway;
-        # syncing every part would write the object's bytes to disk twice.
-        return _FileWriter(folder / f"{part_number}.part", header, False, None), etag
+        # Parts are not fsynced: the assembled object is (its bytes are copied
+        # from the parts' page cache, in the background as parts arrive, see
+        # _advance). A crash before completion loses the upload, which the
+        # client retries anyway; syncing every part would write the object's
+        # bytes to disk twice.
+
+        def publish(tmp: Path, target: Path) -> None:
+            os.replace(tmp, target)
+            self._notify(ident, upload_id)
+
+        return _FileWriter(folder / f"{part_number}.part", header, False, publish), etag
 
     def list_parts(self, ident: Identity, upload_id: str) -> list[PartInfo]:
         folder = self._upload_dir(ident, upload_id)
@@ -601,19 +657,177 @@ class FilesystemBackend:
             expires = int(file.read(_EXPIRES_LINE))
             return ObjectMeta.from_json(json.loads(file.readline()), expires)
 
+    # Background assembly. Completing an upload means copying all its parts
+    # into one new file and syncing it, while the client waits. So a single
+    # worker does most of that ahead of time: after each part is stored it
+    # appends parts 1, 2, 3, ... that are present, in order, to a temporary
+    # object file (the upload's "prefix"), stopping at the first gap. At
+    # completion, when the request lists the prefix's parts first and they
+    # are unchanged, only the remaining parts are appended before the rename;
+    # otherwise the prefix is dropped and all parts are copied as before.
+
+    def _notify(self, ident: Identity, upload_id: str) -> None:
+        with self._assembly_lock:
+            if upload_id in self._pending:
+                return  # the queued run will see this part too
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="objectstore-assembler"
+                )
+            try:
+                self._executor.submit(self._advance, ident, upload_id)
+            except RuntimeError:  # interpreter shutting down: completion copies everything
+                return
+            self._pending.add(upload_id)
+
+    def _advance(self, ident: Identity, upload_id: str) -> None:
+        folder = self._uploads / upload_id
+        with self._assembly_lock:
+            self._pending.discard(upload_id)
+            prefix = self._prefixes.get(upload_id)
+            if prefix is None:
+                # Checked under the lock: abort_upload removes the folder before
+                # it discards the prefix, so no prefix outlives its upload.
+                try:
+                    header = (folder / "meta").read_bytes()
+                except FileNotFoundError:
+                    return
+                prefix = self._prefixes[upload_id] = _Prefix(header)
+            if prefix.closed or not prefix.lock.acquire(blocking=False):
+                return
+        try:
+            if prefix.writer is None:
+                prefix.writer = _FileWriter(
+                    self._path(ident), prefix.header, self._fsync, self._replace_locked
+                )
+            else:
+                prefix.writer.resume()
+            try:
+                number = len(prefix.parts) + 1
+                while not prefix.closed:
+                    try:
+                        etag = self._copy_part(prefix.writer, folder / f"{number}.part")
+                    except FileNotFoundError:
+                        break  # not uploaded yet (or the upload is gone)
+                    prefix.parts.append((number, etag))
+                    number += 1
+            finally:
+                prefix.writer.pause()  # syncs, so the completion's fsync has little left
+        except Exception:
+            logger.warning(
+                "background assembly of upload %s failed; its completion will copy all parts",
+                upload_id,
+                exc_info=True,
+            )
+            prefix.closed = True
+            if prefix.writer is not None:
+                prefix.writer.abort()
+                prefix.writer = None
+        finally:
+            prefix.lock.release()
+
+    @staticmethod
+    def _copy_part(writer: _FileWriter, path: Path) -> str:
+        """Append the payload of one part file; returns the etag it was
+        stored with."""
+        with open(path, "rb", buffering=0) as file:
+            line = file.readline()
+            size = os.fstat(file.fileno()).st_size - len(line)
+            writer.copy_from(file.fileno(), len(line), size)
+        return line.decode("ascii").rstrip("\n")
+
+    @staticmethod
+    def _part_etag(path: Path) -> str | None:
+        try:
+            with open(path, "rb") as file:
+                return file.readline().decode("ascii").rstrip("\n")
+        except FileNotFoundError:
+            return None
+
+    def _claim_prefix(self, folder: Path) -> _Prefix | None:
+        """Stop background work on this upload and take its prefix (waiting
+        for a copy in progress); release ``prefix.lock`` when done."""
+        with self._assembly_lock:
+            prefix = self._prefixes.get(folder.name)
+            if prefix is None:
+                if (folder / "meta").exists():
+                    # Keeps the worker from starting a prefix that nobody would use.
+                    self._prefixes[folder.name] = _Prefix(b"", closed=True)
+                return None
+            prefix.closed = True
+        prefix.lock.acquire()
+        return prefix
+
+    def _complete_from_prefix(
+        self, prefix: _Prefix, ident: Identity, folder: Path, part_numbers: list[int], header: bytes
+    ) -> bool:
+        """Finish the object from the prefix when it is a prefix of the
+        requested parts (same numbers, unchanged etags, same header); False
+        (prefix dropped, nothing stored) otherwise."""
+        writer, prefix.writer = prefix.writer, None
+        if writer is None:
+            return False
+        done = len(prefix.parts)
+        usable = (
+            done > 0
+            and prefix.header == header
+            and part_numbers[:done] == [number for number, _ in prefix.parts]
+            and all(self._part_etag(folder / f"{n}.part") == etag for n, etag in prefix.parts)
+        )
+        if not usable:
+            writer.abort()
+            return False
+        try:
+            writer.resume()
+            for number in part_numbers[done:]:
+                self._copy_part(writer, folder / f"{number}.part")
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        return True
+
+    def _discard_prefix(self, upload_id: str) -> None:
+        with self._assembly_lock:
+            prefix = self._prefixes.pop(upload_id, None)
+            if prefix is None:
+                return
+            prefix.closed = True
+        with prefix.lock:
+            if prefix.writer is not None:
+                prefix.writer.abort()
+                prefix.writer = None
+
+    def wait_for_assembly(self) -> None:
+        """Block until the background worker has handled every part stored
+        so far (for tests and benchmarks)."""
+        with self._assembly_lock:
+            executor = self._executor
+        if executor is not None:
+            with contextlib.suppress(RuntimeError, CancelledError):  # closed meanwhile
+                executor.submit(lambda: None).result()
+
     def assemble(
         self, ident: Identity, upload_id: str, part_numbers: list[int], meta: ObjectMeta
     ) -> None:
         folder = self._upload_dir(ident, upload_id)
-        writer = _FileWriter(
-            self._path(ident), self._header(ident, meta), self._fsync, self._replace_locked
-        )
+        header = self._header(ident, meta)
+        prefix = self._claim_prefix(folder)
+        if prefix is not None:
+            try:
+                fast = self._complete_from_prefix(prefix, ident, folder, part_numbers, header)
+            except OSError:
+                fast = False  # e.g. its temporary file was removed: copy everything
+            finally:
+                prefix.lock.release()
+            if fast:
+                with self._assembly_lock:
+                    self.fast_completions += 1
+                return
+        writer = _FileWriter(self._path(ident), header, self._fsync, self._replace_locked)
         try:
             for number in part_numbers:
-                with open(folder / f"{number}.part", "rb", buffering=0) as file:
-                    offset = len(file.readline())
-                    size = os.fstat(file.fileno()).st_size - offset
-                    writer.copy_from(file.fileno(), offset, size)
+                self._copy_part(writer, folder / f"{number}.part")
         except BaseException:
             writer.abort()
             raise
@@ -624,7 +838,9 @@ class FilesystemBackend:
             folder = self._upload_dir(ident, upload_id)
         except UploadNotFound:
             return
+        # The folder goes first: the worker checks it before starting a prefix.
         shutil.rmtree(folder, ignore_errors=True)
+        self._discard_prefix(upload_id)
 
     def sweep(self, now: datetime) -> int:
         limit = _to_micros(now)
@@ -635,4 +851,20 @@ class FilesystemBackend:
         return removed
 
     def close(self) -> None:
-        pass
+        """Stop the background worker and remove the temporary files of
+        unfinished assemblies. The backend stays usable (a later part starts
+        a new worker and its upload's assembly over)."""
+        with self._assembly_lock:
+            executor, self._executor = self._executor, None
+            prefixes = list(self._prefixes.values())
+            self._prefixes.clear()
+            self._pending.clear()
+            for prefix in prefixes:
+                prefix.closed = True
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        for prefix in prefixes:
+            with prefix.lock:
+                if prefix.writer is not None:
+                    prefix.writer.abort()
+                    prefix.writer = None
