@@ -60,6 +60,7 @@ def _run() -> int:
             killswitches=config.killswitches,
             max_requests=config.max_requests,
             max_concurrency=config.max_concurrency,
+            min_part_size=config.min_part_size,
             rate_limits=(
                 RateLimits.from_mapping(config.rate_limits)
                 if config.rate_limits is not None

@@ -24,6 +24,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _is_byte_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class LocalServer:
     """A local Objectstore-compatible server.
 
@@ -41,6 +45,9 @@ class LocalServer:
     answers 503 beyond that many requests in flight, ``rate_limits`` answers
     429 above a request or byte rate and ``max_concurrency`` caps concurrent
     backend operations (429 beyond), as upstream's admission control does.
+    ``min_part_size`` (bytes; not upstream) makes a multipart completion fail
+    with ``EntityTooSmall`` when a listed part other than the last is smaller,
+    as GCS and S3 do (5 MiB there); ``None`` accepts any size.
     """
 
     def __init__(
@@ -61,7 +68,12 @@ class LocalServer:
         max_requests: int | None = None,
         rate_limits: RateLimits | None = None,
         max_concurrency: int | None = None,
+        min_part_size: int | None = None,
     ) -> None:
+        if min_part_size is not None and not _is_byte_count(min_part_size):
+            raise ConfigError(
+                f"min_part_size={min_part_size!r} must be a non-negative number of bytes or None"
+            )
         self._clock = clock or _utcnow
         # Keys first: a bad auth configuration must not leave a storage dir behind.
         keys = KeyDirectory(auth_keys or {}, enforce=auth_enforce, clock=self._clock)
@@ -85,6 +97,7 @@ class LocalServer:
                 rate_limits, clock=lambda: clock_seconds().timestamp()
             )
         self.service.concurrency = ConcurrencyLimit(max_concurrency)
+        self.service.min_part_size = min_part_size
         self._host = host
         self._port = port
         self._sweep_interval = sweep_interval

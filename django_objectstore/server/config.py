@@ -162,6 +162,7 @@ class ServerConfig:
     max_requests: int | None = None
     max_concurrency: int | None = None
     rate_limits: dict[str, Any] | None = None
+    min_part_size: int | None = None
 
 
 # -- upstream's value syntax -------------------------------------------------
@@ -360,6 +361,14 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
         config.path = str(parse_env_value(env["OS__STORAGE__PATH"]))
     if "OS__STORAGE__FSYNC" in env:  # not upstream: trade durability for speed
         config.fsync = _as_bool("OS__STORAGE__FSYNC", parse_env_value(env["OS__STORAGE__FSYNC"]))
+    if "OS__MULTIPART__MIN_PART_SIZE" in env:  # not upstream: emulate GCS/S3 part limits
+        size = parse_env_value(env["OS__MULTIPART__MIN_PART_SIZE"])
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ConfigError(
+                f"OS__MULTIPART__MIN_PART_SIZE={size!r} must be a non-negative integer "
+                "number of bytes (for example 5242880 for the 5 MiB of GCS and S3)"
+            )
+        config.min_part_size = size
     if "OS__AUTH__ENFORCE" in env:
         config.auth_enforce = _as_bool(
             "OS__AUTH__ENFORCE", parse_env_value(env["OS__AUTH__ENFORCE"])

@@ -72,6 +72,17 @@ def complete_upload(
                 "InvalidPart",
                 f"etag mismatch for part {number}: expected {info.etag}, got {etag}",
             )
+    minimum = service.min_part_size
+    if minimum is not None:
+        for number, _ in parts[:-1]:
+            size = uploaded[number].size
+            if size < minimum:
+                return _error(
+                    "EntityTooSmall",
+                    f"part {number} is {size} bytes, below the minimum part size of "
+                    f"{minimum} bytes; every part but the last must be at least "
+                    f"{minimum} bytes",
+                )
     try:
         with service.backend_slot():
             backend.assemble(ident, upload_id, [number for number, _ in parts], meta)

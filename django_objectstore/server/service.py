@@ -201,6 +201,8 @@ class Service:
         self.max_requests: int | None = None
         self.rate_limiter: RateLimiter | None = None
         self.concurrency = ConcurrencyLimit(None)
+        #: Smallest size of every part but the last at completion (None: any).
+        self.min_part_size: int | None = None
 
     @contextlib.contextmanager
     def backend_slot(self) -> Iterator[None]:
