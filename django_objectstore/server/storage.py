@@ -8,7 +8,8 @@ Filesystem layout (not upstream's; see the README for why)::
 
     <root>/objects/<h[:2]>/<h>          one file per object, h = sha256 of the identity
     <root>/uploads/<upload_id>/         multipart state: ident, meta, <n>.part files
-    <root>/**/.*.tmp                    in-flight writes (removed on failure and at start)
+    <root>/**/.*.tmp                    in-flight writes and multipart uploads being
+                                        assembled (removed on failure and at start)
 
 An object file starts with a fixed-width line holding the expiry deadline in
 microseconds (so a TTI bump or an expiry extension is one small in-place
