@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -27,6 +26,7 @@ from django_objectstore._protocol import (
     presign_canonical_string,
 )
 from django_objectstore.server.config import PERMISSIONS, ConfigError, KeyConfig
+from django_objectstore.server.headers import RequestHeaders
 
 __all__ = ["AuthError", "Authorization", "KeyDirectory"]
 
@@ -144,7 +144,7 @@ class KeyDirectory:
         }
 
     def authorize(
-        self, method: str, raw_path: str, raw_query: str, headers: Message
+        self, method: str, raw_path: str, raw_query: str, headers: RequestHeaders
     ) -> Authorization:
         """Authenticate one request (step 3 of section 8.3). Raises
         ``AuthError`` when enforcing; otherwise failures are ignored."""
@@ -160,7 +160,7 @@ class KeyDirectory:
         return result if self.enforce else UNRESTRICTED
 
     def _authenticate(
-        self, method: str, raw_path: str, raw_query: str, headers: Message
+        self, method: str, raw_path: str, raw_query: str, headers: RequestHeaders
     ) -> Authorization:
         raw_names = {piece.partition("=")[0] for piece in raw_query.split("&") if piece}
         if "os_sig" in raw_names:
@@ -287,7 +287,7 @@ class KeyDirectory:
         return Authorization(presigned=True, permissions=frozenset({"object.read"}))
 
 
-def _find_token(headers: Message, raw_query: str) -> str | None:
+def _find_token(headers: RequestHeaders, raw_query: str) -> str | None:
     for name in (HEADER_AUTH, "authorization"):
         value = headers.get(name)
         if value is not None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from email.message import Message
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
 from django_objectstore.server.auth import AuthError, Authorization
+from django_objectstore.server.headers import RequestHeaders
 from django_objectstore.server.service import (
     REASONS,
     ClientError,
@@ -127,10 +127,7 @@ def _run_one(
     try:
         auth.check(_PERMISSION[kind], ident.usecase, ident.scopes)
         if kind == "insert":
-            message = Message()
-            for name, value in headers:
-                message[name] = value
-            meta = meta_from_headers(message, service.now())
+            meta = meta_from_headers(RequestHeaders(list(headers)), service.now())
             service.check_policy(ident.usecase, meta)
             with service.backend_slot():
                 writer = service.backend.writer(ident, meta)

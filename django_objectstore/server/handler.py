@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from django_objectstore._protocol import parse_scopes
 from django_objectstore.server.auth import AuthError, Authorization
+from django_objectstore.server.headers import HeaderError, RequestHeaders, read_headers
 from django_objectstore.server.service import (
     REASONS,
     SERVER_HEADER,
@@ -44,6 +46,7 @@ _BATCH_LIMIT = 1024 * 1024 * 1024
 _MAX_PART_NUMBER = 2**32 - 1
 _USECASE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _REDACTED = frozenset({"os_auth", "os_sig"})
+_VERSION = re.compile(r"HTTP/([0-9]{1,10})\.([0-9]{1,10})")
 
 
 class ClientGone(Exception):
@@ -161,8 +164,53 @@ class RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     rbufsize = BUFFER
     server: ObjectstoreHTTPServer
+    headers: RequestHeaders  # type: ignore[assignment]  # not an email Message
+    raw_requestline: bytes  # set by the standard library before parse_request
 
     # -- plumbing ------------------------------------------------------------
+
+    def parse_request(self) -> bool:
+        """The request line and header block, as the standard library reads
+        them but with the headers read by ``read_headers`` (the email parser
+        it uses costs a tenth of the time of a small request) and HTTP/1.x
+        only. Returns False after answering a request that cannot be read."""
+        self.command = None  # type: ignore[assignment]  # as the standard library does
+        self.request_version = "HTTP/0.9"
+        self.close_connection = True
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if not words:
+            return False
+        if len(words) != 3:
+            self.send_error(400, f"Bad request syntax ({self.requestline!r})")
+            return False
+        command, path, version = words
+        match = _VERSION.fullmatch(version)
+        if match is None:
+            self.send_error(400, f"Bad request version ({version!r})")
+            return False
+        number = (int(match[1]), int(match[2]))
+        if number >= (2, 0):
+            self.send_error(505, f"Invalid HTTP version ({version[5:]})")
+            return False
+        self.request_version = version
+        self.close_connection = number < (1, 1)
+        self.command = command
+        # Like the standard library: "//x" is not a scheme-relative URI here.
+        self.path = "/" + path.lstrip("/") if path.startswith("//") else path
+        try:
+            self.headers = read_headers(self.rfile)
+        except HeaderError as exc:
+            self.send_error(exc.status, exc.message)
+            return False
+        connection = (self.headers.get("connection") or "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if number >= (1, 1) and (self.headers.get("expect") or "").lower() == "100-continue":
+            return self.handle_expect_100()
+        return True
 
     def setup(self) -> None:
         super().setup()

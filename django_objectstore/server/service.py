@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import Message
 from pathlib import Path
 
 from django_objectstore._protocol import (
@@ -33,6 +32,7 @@ from django_objectstore._protocol import (
 )
 from django_objectstore.server.auth import KeyDirectory
 from django_objectstore.server.config import Killswitch, UsecasePolicy
+from django_objectstore.server.headers import RequestHeaders
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter
 from django_objectstore.server.storage import Backend, Identity, ObjectMeta, StoredObject
 
@@ -87,7 +87,7 @@ def _valid_value(value: str) -> bool:
     return all(char == "\t" or " " <= char <= "~" for char in value)
 
 
-def _last(headers: Message, name: str) -> str | None:
+def _last(headers: RequestHeaders, name: str) -> str | None:
     values = headers.get_all(name)
     return values[-1] if values else None
 
@@ -96,7 +96,7 @@ def _header_error() -> ClientError:
     return ClientError(400, "service error: metadata error: error dealing with http headers")
 
 
-def meta_from_headers(headers: Message, now: datetime) -> ObjectMeta:
+def meta_from_headers(headers: RequestHeaders, now: datetime) -> ObjectMeta:
     """Build the metadata of an insert from its request headers (section 5.1).
     Raises ``ClientError`` (400) for invalid values."""
     content_type = _last(headers, "content-type") or "application/octet-stream"
