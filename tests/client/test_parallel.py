@@ -541,3 +541,31 @@ def test_decompression_reads_across_frames(session: Session) -> None:
     assert got is not None
     with got.payload as stream:
         assert stream.read() == first + second
+
+
+@pytest.mark.parametrize("compress", ["zstd", "none"])
+def test_parts_pass_a_server_enforcing_a_minimum_part_size(
+    allow_small_parts: None, org: int, compress: str
+) -> None:
+    """What S3/GCS-backed servers check at completion, at a small scale: the
+    local server refuses non-last parts below ``min_part_size``."""
+    with (
+        LocalServer(storage="memory", min_part_size=64 * KIB) as strict,
+        Client(strict.url, multipart_threshold=256 * KIB, multipart_part_size=64 * KIB) as made,
+    ):
+        session = made.session(Usecase("test"), org=org)
+        data = payload(2048 * KIB + 7)
+        key = session.put(io.BytesIO(data), compress=compress)  # type: ignore[arg-type]
+        got = session.get(key)
+        assert got is not None
+        with got.payload as stream:
+            assert stream.read() == data
+        # The server does refuse short middle parts.
+        upload = session.initiate_multipart_upload(compression="none")
+        parts = [
+            upload.put_part(b"a" * 1000, part_number=1, content_length=1000),
+            upload.put_part(b"b" * 1000, part_number=2, content_length=1000),
+        ]
+        with pytest.raises(RequestError, match="EntityTooSmall|minimum part size"):
+            upload.complete(parts)
+        upload.abort()
