@@ -157,12 +157,13 @@ def test_server_command_with_auth_from_settings(tmp_path: Path) -> None:
 
 def test_server_command_memory_without_auth() -> None:
     command, thread, errors = run_server(
-        "--storage", "memory", "--no-auth", "--addr", "127.0.0.1:0"
+        "--storage", "memory", "--no-auth", "--addr", "127.0.0.1:0", "--min-part-size", "1000"
     )
     try:
         assert errors == []
         with urllib.request.urlopen(f"{command.server.url}/health", timeout=5) as response:
             assert response.status == 200
+        assert command.server.service.min_part_size == 1000
     finally:
         command.shutdown()
         thread.join(10)
@@ -171,6 +172,10 @@ def test_server_command_memory_without_auth() -> None:
 def test_server_command_bad_flags() -> None:
     with pytest.raises(CommandError, match="HOST:PORT"):
         call_command("objectstore_server", "--addr", "nonsense", stderr=StringIO())
+    with pytest.raises(CommandError, match="min_part_size"):
+        call_command(
+            "objectstore_server", "--storage", "memory", "--min-part-size", "-1", stderr=StringIO()
+        )
     with (
         override_settings(OBJECTSTORE={**settings.OBJECTSTORE, "TOKEN": None}),
         pytest.raises(CommandError, match="--auth needs"),

@@ -566,6 +566,6 @@ def test_parts_pass_a_server_enforcing_a_minimum_part_size(
             upload.put_part(b"a" * 1000, part_number=1, content_length=1000),
             upload.put_part(b"b" * 1000, part_number=2, content_length=1000),
         ]
-        with pytest.raises(RequestError, match="EntityTooSmall|minimum part size"):
+        with pytest.raises(RequestError, match="below the minimum part size of 65536 bytes"):
             upload.complete(parts)
         upload.abort()

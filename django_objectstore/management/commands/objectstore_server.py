@@ -60,6 +60,14 @@ class Command(BaseCommand):
             help="enforce auth (default when OBJECTSTORE['TOKEN'] has a secret key)",
         )
         auth.add_argument("--no-auth", dest="auth", action="store_false", help="disable auth")
+        parser.add_argument(
+            "--min-part-size",
+            type=int,
+            default=None,
+            metavar="BYTES",
+            help="refuse multipart uploads whose parts, except the last, are smaller than this, "
+            "as S3/GCS-backed servers do with 5242880 (default: any size)",
+        )
 
     def _address(self, addr: str | None) -> tuple[str, int]:
         if addr is None:
@@ -122,6 +130,7 @@ class Command(BaseCommand):
                     port=port,
                     auth_enforce=auth,
                     auth_keys=keys,
+                    min_part_size=options["min_part_size"],
                 ).start()
             except (ConfigError, OSError) as exc:
                 raise CommandError(f"Cannot start the server on {host}:{port}: {exc}") from exc
