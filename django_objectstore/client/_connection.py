@@ -1,4 +1,5 @@
-"""Connections whose request bodies are not bound by the connect timeout.
+"""Connections whose request bodies are not bound by the connect timeout,
+and whose responses read their headers without the email package.
 
 urllib3 keeps the *connect* timeout on the socket while it sends the request,
 and Python applies a socket timeout to a whole ``sendall``. With the 100 ms
@@ -11,12 +12,84 @@ read timeout (``None`` by default: no limit), as the documentation of
 
 from __future__ import annotations
 
-from typing import Any
+import http.client
+from typing import Any, Final, cast
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 __all__ = ["connection_class"]
+
+# The standard library's limits for a response's header block.
+_MAX_LINE: Final = 65536
+_MAX_HEADERS: Final = 100
+_NO_BODY: Final = frozenset({204, 304})
+
+
+class _Response(http.client.HTTPResponse):
+    """``http.client.HTTPResponse`` whose header block is read line by line
+    into an ``HTTPMessage`` instead of through ``email.parser`` (a fifth of
+    the client's own time on small requests). Same results for the headers
+    an HTTP server sends; ``begin`` otherwise follows the standard library."""
+
+    def begin(self) -> None:
+        if cast(object, self.headers) is not None:  # None until begin() has run
+            return
+        while True:
+            version, status, reason = self._read_status()  # type: ignore[attr-defined]
+            if status != http.client.CONTINUE:
+                break
+            self._read_fields()  # the headers of a 100 Continue: dropped
+        self.code = self.status = status
+        self.reason = reason.strip()
+        if version in ("HTTP/1.0", "HTTP/0.9"):
+            self.version = 10
+        elif version.startswith("HTTP/1."):
+            self.version = 11
+        else:
+            raise http.client.UnknownProtocol(version)
+        message = http.client.HTTPMessage()
+        for name, value in self._read_fields():
+            message.set_raw(name, value)
+        self.headers = self.msg = message
+        encoding = message.get("transfer-encoding")
+        self.chunked = encoding is not None and encoding.lower() == "chunked"
+        if self.chunked:
+            self.chunk_left = None
+        self.will_close = self._check_close()  # type: ignore[attr-defined]
+        self.length = None
+        length = message.get("content-length")
+        if length and not self.chunked:
+            try:
+                self.length = int(length)
+            except ValueError:
+                self.length = None
+            else:
+                if self.length < 0:
+                    self.length = None
+        if status in _NO_BODY or 100 <= status < 200 or self._method == "HEAD":  # type: ignore[attr-defined]
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+
+    def _read_fields(self) -> list[tuple[str, str]]:
+        fields: list[tuple[str, str]] = []
+        while True:
+            line = self.fp.readline(_MAX_LINE + 1)
+            if len(line) > _MAX_LINE:
+                raise http.client.LineTooLong("header line")
+            if line in (b"\r\n", b"\n", b""):
+                return fields
+            if len(fields) >= _MAX_HEADERS:
+                raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
+            text = line.decode("iso-8859-1")
+            if text[0] in " \t" and fields:  # an obsolete folded continuation
+                name, value = fields[-1]
+                fields[-1] = (name, f"{value} {text.strip()}")
+                continue
+            name, colon, value = text.partition(":")
+            if colon:
+                fields.append((name, value.strip(" \t\r\n")))
 
 
 class _SendTimeoutMixin:
@@ -35,11 +108,11 @@ class _SendTimeoutMixin:
 
 
 class _HTTPConnection(_SendTimeoutMixin, HTTPConnection):
-    pass
+    response_class = _Response
 
 
 class _HTTPSConnection(_SendTimeoutMixin, HTTPSConnection):
-    pass
+    response_class = _Response
 
 
 def connection_class(scheme: str, timeout: object) -> type[HTTPConnection]:
