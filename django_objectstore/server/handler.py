@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -78,6 +79,16 @@ class ObjectstoreHTTPServer(ThreadingHTTPServer):
         finally:
             with self._open_lock:
                 self._open.pop(request, None)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """An exception escaped a connection's handler. A client that reset
+        or dropped its connection (between requests, typically) is routine;
+        anything else is logged with its traceback, never printed."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            logger.debug("connection from %s ended: %s", client_address[0], exc)
+            return
+        logger.exception("error on the connection from %s", client_address[0])
 
     def close_connections(self, timeout: float = 5.0) -> None:
         """Shut down open connections (idle keep-alive ones included) and

@@ -217,3 +217,17 @@ def test_disk_full_mid_write_leaves_nothing(
         assert not temp_files(tmp_path)
         assert call(server.url, "GET", "/health").status == 200
     assert "No space left" in caplog.text
+
+
+def test_client_reset_between_requests_is_logged_not_printed(
+    memory_server: LocalServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level("DEBUG", logger="django_objectstore.server")
+    with connect(memory_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        # Close with a reset while the server waits for the next request.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert wait_for(lambda: any("ended" in r.getMessage() for r in caplog.records))
+    assert "Traceback" not in capfd.readouterr().err
+    assert call(memory_server.url, "GET", "/health").status == 200
