@@ -52,9 +52,14 @@ class PartSpy:
     """Counts multipart requests (and the sizes of the parts sent) without
     changing them."""
 
+    @property
+    def sizes(self) -> list[int]:
+        """Part sizes in part-number order (workers send them in any order)."""
+        return [size for _, size in sorted(self.numbered)]
+
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.parts = 0
-        self.sizes: list[int] = []
+        self.numbered: list[tuple[int, int]] = []
         self.aborts = 0
         self.completes = 0
         self.lock = threading.Lock()
@@ -67,7 +72,7 @@ class PartSpy:
         def counting_put_part(upload: MultipartUpload, *args: Any, **kwargs: Any) -> Any:
             with self.lock:
                 self.parts += 1
-                self.sizes.append(kwargs["content_length"])
+                self.numbered.append((kwargs["part_number"], kwargs["content_length"]))
             return put_part(upload, *args, **kwargs)
 
         def counting_abort(upload: MultipartUpload) -> None:
