@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from os import PathLike
@@ -18,6 +19,7 @@ from urllib3.response import HTTPResponse
 from django_objectstore import __version__, _protocol
 from django_objectstore.client import presign
 from django_objectstore.client._connection import connection_class
+from django_objectstore.client._frames import FrameDecoder
 from django_objectstore.client._io import (
     BLOCK_SIZE,
     Body,
@@ -93,6 +95,10 @@ _DEFAULT_POOL_MAXSIZE: Final = 16
 # Compressed bodies at least this big (or of unknown size) are read ahead
 # by a helper thread.
 _READ_AHEAD_MIN: Final = 4 * BLOCK_SIZE
+# Most threads decompressing the frames of one payload, and the smallest
+# stored size worth them.
+_DECODE_THREADS: Final = 4
+_PARALLEL_DECODE_MIN: Final = BLOCK_SIZE
 #: Query parameter carrying a token in ``object_url(..., token_validity=...)``.
 PARAM_AUTH: Final = "os_auth"
 #: Sent as ``User-Agent`` unless ``connection_kwargs["headers"]`` overrides it.
@@ -684,10 +690,16 @@ class Session:
                 # Big bodies: socket reads run in a helper thread while this
                 # one decompresses (not worth a thread for small ones).
                 payload = cast(IO[bytes], ReadAhead(cast(ResponseStream, payload)))
-            # A fresh context per payload: payloads may be read interleaved.
-            payload = zstandard.ZstdDecompressor().stream_reader(
-                payload, read_size=BLOCK_SIZE, read_across_frames=True
-            )
+            threads = min(os.cpu_count() or 1, _DECODE_THREADS)
+            if threads > 1 and (stored_size is None or stored_size >= _PARALLEL_DECODE_MIN):
+                # Objects made of many frames that record their size (our
+                # large puts) are decompressed on several threads.
+                payload = cast(IO[bytes], FrameDecoder(payload, threads))
+            else:
+                # A fresh context per payload: payloads may be read interleaved.
+                payload = zstandard.ZstdDecompressor().stream_reader(
+                    payload, read_size=BLOCK_SIZE, read_across_frames=True
+                )
         return GetResponse(metadata, payload)
 
     def get_range(self, key: str, start: int, end: int | None = None) -> RangeResponse | None:

@@ -520,19 +520,19 @@ def test_5xx_body_is_surfaced() -> None:
                 assert "backend exploded" in str(info.value)
 
 
-def test_large_compressed_put_is_one_zstd_frame(
+def test_frames_are_cut_across_parts(
     small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = PartSpy(monkeypatch)
     session = small_parts.session(Usecase("test"), org=org)
-    data = payload(2048 * KIB)
+    data = payload(2048 * KIB)  # one frame, in many 64 KiB parts
     key = session.put(data)
     stored = stored_bytes(session, key)
     assert spy.parts >= 8
     reader = zstandard.ZstdDecompressor().decompressobj()
     assert reader.decompress(stored) == data
     assert reader.eof
-    assert reader.unused_data == b""  # one frame, cut across the parts
+    assert reader.unused_data == b""
 
 
 def test_decompression_reads_across_frames(session: Session) -> None:

@@ -11,6 +11,7 @@ import pytest
 import zstandard
 
 from django_objectstore.client import Client, SecretKey, Usecase
+from django_objectstore.client._parallel import FRAME_SIZE
 from django_objectstore.client._rawframe import (
     RAW_BLOCK,
     frame_size,
@@ -152,7 +153,7 @@ def test_source_change_abandons_the_request(low_threshold: Client, org: int) -> 
     assert session.put(b"still usable", key="after") == "after"
 
 
-def test_compressed_by_zstd_threads_into_one_frame(
+def test_compressed_in_frames_by_worker_threads(
     server: LocalServer, secret_key: SecretKey, org: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = PartSpy(monkeypatch)
@@ -162,7 +163,7 @@ def test_compressed_by_zstd_threads_into_one_frame(
         token=secret_key,
         multipart_threshold=256 * KIB,
         multipart_part_size=5 * 1024 * KIB,
-        multipart_workers=2,  # two zstd threads: several 2 MiB jobs
+        multipart_workers=2,  # two threads compressing the frames
     ) as made:
         session = made.session(Usecase("test"), org=org)
         session.put(io.BytesIO(data), key="threaded")
@@ -173,10 +174,14 @@ def test_compressed_by_zstd_threads_into_one_frame(
             raw = stream.read()
     assert len(raw) < len(data) * 0.7
     assert spy.sizes[0] == 5 * 1024 * KIB
-    reader = zstandard.ZstdDecompressor().decompressobj()
-    out = reader.decompress(raw)
-    assert reader.eof
-    assert reader.unused_data == b""  # one frame
+    frames, position, out = 0, 0, bytearray()
+    while position < len(raw):
+        reader = zstandard.ZstdDecompressor().decompressobj()
+        out += reader.decompress(raw[position:])
+        assert reader.eof
+        position = len(raw) - len(reader.unused_data)
+        frames += 1
+    assert frames == -(-len(data) // FRAME_SIZE)  # one frame per FRAME_SIZE of input
     assert out == data
     theirs = official.Client(server.url, token=official.SecretKey("test_kid", PRIVATE_PEM))
     try:

@@ -1,0 +1,244 @@
+"""Parallel decompression of objects stored as many small zstd frames.
+
+Large puts store one zstd frame per ``FRAME_SIZE`` bytes of input, each
+recording its decompressed size (see ``_parallel``). ``FrameDecoder`` reads
+such a stream frame by frame - finding where each frame ends from its
+block headers, without decompressing - and decompresses up to ``threads``
+frames at once on worker threads (zstd releases the GIL), handing the
+results out in order. Memory stays near ``2 x (threads + 1)`` frames.
+
+Frames it cannot decode whole (size not recorded, as in streamed uploads,
+or larger than ``MAX_FRAME``) are not its business: from the first such
+frame on, the rest of the stream goes through zstandard's own streaming
+reader, so any zstd stream reads correctly, just not in parallel.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any, Final, cast
+
+import zstandard
+
+from django_objectstore.client._io import BLOCK_SIZE
+
+__all__ = ["MAX_FRAME", "FrameDecoder"]
+
+#: Largest recorded frame size decompressed whole (in memory).
+MAX_FRAME: Final = 4 * 1024 * 1024
+
+_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+_SKIPPABLE_MIN: Final = 0x184D2A50
+_SKIPPABLE_MAX: Final = 0x184D2A5F
+_MAX_FRAME_HEADER: Final = 18
+_BLOCK_HEADER: Final = 3
+_CHECKSUM: Final = 4
+# A frame of at most MAX_FRAME bytes cannot be much bigger compressed: raw
+# blocks add 3 bytes per 128 KiB. Anything longer is corrupt.
+_MAX_COMPRESSED: Final = MAX_FRAME + MAX_FRAME // 1024 + 1024
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` followed by the rest of ``source``."""
+
+    def __init__(self, prefix: bytes, source: IO[bytes]) -> None:
+        super().__init__()
+        self._prefix = memoryview(prefix)
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> Any:
+        if self._prefix:
+            if size is None or size < 0:
+                size = self._prefix.nbytes
+            head = self._prefix[:size]
+            self._prefix = self._prefix[size:]
+            return head
+        # Passed through as it comes (ReadAhead hands out views: no copy).
+        return self._source.read(size if size is not None else -1)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(memoryview(buffer).nbytes)
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._source.close()
+        super().close()
+
+
+def _truncated() -> zstandard.ZstdError:
+    return zstandard.ZstdError(
+        "zstd data ends in the middle of a frame: the stored object is truncated"
+    )
+
+
+def _decode(frame: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompress(frame)
+
+
+class FrameDecoder(io.RawIOBase):
+    """The decompressed bytes of the zstd stream ``source`` (a readable
+    binary stream; closed with this one)."""
+
+    def __init__(self, source: IO[bytes], threads: int) -> None:
+        super().__init__()
+        self._source = source
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._frames: deque[Future[bytes]] = deque()
+        self._buffer = bytearray()  # compressed bytes read but not yet framed
+        self._source_done = False
+        self._splitting = True
+        self._rest: IO[bytes] | None = None  # the streaming reader, once needed
+        self._current = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    # -- splitting ---------------------------------------------------------
+
+    def _have(self, count: int) -> bool:
+        """Read until ``count`` compressed bytes are buffered; False if the
+        source ends first."""
+        while len(self._buffer) < count and not self._source_done:
+            block = self._source.read(max(BLOCK_SIZE, count - len(self._buffer)))
+            if not block:
+                self._source_done = True
+            else:
+                self._buffer += block
+        return len(self._buffer) >= count
+
+    def _stream_the_rest(self) -> None:
+        """Hand the buffered bytes and the rest of the source to zstandard's
+        streaming reader."""
+        self._splitting = False
+        prefix, self._buffer = bytes(self._buffer), bytearray()
+        self._rest = zstandard.ZstdDecompressor().stream_reader(
+            cast(IO[bytes], _Prefixed(prefix, self._source)),
+            read_size=BLOCK_SIZE,
+            read_across_frames=True,
+        )
+
+    def _frame_length(self) -> int | None:
+        """Bytes of the frame at the start of the buffer when it can be
+        decoded whole (its size is recorded and small), else None."""
+        buffer = self._buffer
+        if buffer[:4] != _MAGIC:
+            return None  # skippable frames, garbage: the streaming reader decides
+        self._have(_MAX_FRAME_HEADER)
+        try:
+            params = zstandard.get_frame_parameters(bytes(buffer[:_MAX_FRAME_HEADER]))
+            position = zstandard.frame_header_size(bytes(buffer[:_MAX_FRAME_HEADER]))
+        except zstandard.ZstdError:
+            return None
+        if params.content_size == zstandard.CONTENTSIZE_UNKNOWN or not (
+            0 <= params.content_size <= MAX_FRAME
+        ):
+            return None
+        while True:
+            if not self._have(position + _BLOCK_HEADER):
+                raise _truncated()
+            header = int.from_bytes(buffer[position : position + _BLOCK_HEADER], "little")
+            kind = (header >> 1) & 3
+            size = 1 if kind == 1 else header >> 3  # an RLE block stores one byte
+            if kind == 3:
+                return None  # reserved block type: corrupt
+            position += _BLOCK_HEADER + size
+            if position > _MAX_COMPRESSED:
+                return None
+            if header & 1:  # last block
+                break
+        if params.has_checksum:
+            position += _CHECKSUM
+        if not self._have(position):
+            raise _truncated()
+        return position
+
+    def _fill(self) -> None:
+        """Keep ``threads + 1`` frames in flight while frames qualify."""
+        while self._splitting and len(self._frames) <= self._threads:
+            if not self._have(4):
+                if self._buffer:
+                    self._stream_the_rest()  # a few stray bytes: zstd's error
+                else:
+                    self._splitting = False
+                return
+            length = self._frame_length()
+            if length is None:
+                self._stream_the_rest()
+                return
+            with memoryview(self._buffer) as view:
+                frame = bytes(view[:length])
+            del self._buffer[:length]
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._threads, thread_name_prefix="objectstore-unzstd"
+                )
+            self._frames.append(self._pool.submit(_decode, frame))
+
+    # -- reading -----------------------------------------------------------
+
+    def _next(self) -> bool:
+        """Make ``_current`` non-empty; False at the end of the stream."""
+        while not self._current:
+            self._fill()
+            if self._frames:
+                self._current = memoryview(self._frames.popleft().result())
+                continue
+            if self._rest is not None:
+                block = self._rest.read(BLOCK_SIZE)
+                if not block:
+                    return False
+                self._current = memoryview(block)
+                continue
+            return False
+        return True
+
+    def _take(self, size: int) -> memoryview:
+        data = self._current[:size]
+        self._current = self._current[size:]
+        return data
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("I/O operation on closed payload stream")
+        if size is None or size < 0:
+            return self.readall()
+        if size == 0 or not self._next():
+            return b""
+        return bytes(self._take(size))
+
+    def readall(self) -> bytes:
+        chunks: list[bytes] = []
+        while self._next():
+            chunks.append(bytes(self._take(sys.maxsize)))
+        return b"".join(chunks)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not view.nbytes or not self._next():
+            return 0
+        data = self._take(view.nbytes)
+        view[: data.nbytes] = data
+        return data.nbytes
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            self._frames.clear()
+            self._current = memoryview(b"")
+            if self._rest is not None:
+                self._rest.close()
+            else:
+                self._source.close()
+        finally:
+            super().close()
