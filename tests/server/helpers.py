@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,3 +149,72 @@ class FakeClock:
 
     def advance(self, delta: timedelta) -> None:
         self.offset += delta
+
+
+# -- multipart uploads (usecase "test", scope org=1) ---------------------------
+
+MP = "/v1/objects:multipart/test/org=1"
+PARTS = "/v1/objects:multipart:parts/test/org=1"
+COMPLETE = "/v1/objects:multipart:complete/test/org=1"
+
+
+def initiate(url: str, key: str, headers: dict[str, str] | None = None) -> str:
+    """Start a multipart upload of ``key``; its upload id."""
+    r = call(url, "PUT", f"{MP}/{key}", b"", headers)
+    assert r.status == 200, r.body
+    body = r.json()
+    assert body["key"] == key
+    assert body["upload_id"]
+    return str(body["upload_id"])
+
+
+def upload(url: str, key: str, upload_id: str, number: int, data: bytes) -> str:
+    """Upload part ``number``; its etag."""
+    r = call(url, "PUT", f"{PARTS}/{key}?upload_id={upload_id}&part_number={number}", data)
+    assert r.status == 200, r.body
+    return str(r.json()["etag"])
+
+
+def complete(url: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> dict[str, Any]:
+    """Complete with ``(part_number, etag)`` pairs; the JSON document answered
+    (completion errors are 200 too, with an ``error`` member)."""
+    body = json.dumps({"parts": [{"part_number": n, "etag": e} for n, e in parts]}).encode()
+    r = call(
+        url,
+        "POST",
+        f"{COMPLETE}/{key}?upload_id={upload_id}",
+        body,
+        {"Content-Type": "application/json"},
+    )
+    assert r.status == 200
+    assert r.header("content-type") == "application/json"
+    result: dict[str, Any] = json.loads(r.body.strip())
+    return result
+
+
+# -- the command-line server ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def cli_server(cwd: Path, env: Mapping[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``python -m django_objectstore.server run`` on a free port with the
+    ``OS__*`` variables ``env`` (and none from this process): the process and
+    its URL. Killed afterwards if the test did not stop it."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
+    environ.update({"OS__HTTP_ADDR": "127.0.0.1:0", "OS__LOGGING__LEVEL": "WARN", **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "django_objectstore.server", "run"],
+        env=environ,
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        url = proc.stderr.readline().split(" listening on ")[1].split()[0]
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        proc.stderr.close()

@@ -5,7 +5,6 @@ stored object must be exactly the listed parts, in list order."""
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import uuid
@@ -17,11 +16,8 @@ import pytest
 
 from django_objectstore.server import LocalServer
 from django_objectstore.server.storage import FilesystemBackend, Identity
-from tests.server.helpers import call
+from tests.server.helpers import MP, call, complete, initiate, upload
 
-MP = "/v1/objects:multipart/test/org=1"
-PARTS = "/v1/objects:multipart:parts/test/org=1"
-COMPLETE = "/v1/objects:multipart:complete/test/org=1"
 OBJ = "/v1/objects/test/org=1"
 
 
@@ -41,34 +37,20 @@ def temp_files(root: Path) -> list[Path]:
     return sorted(root.rglob("*.tmp"))
 
 
-def initiate(url: str, key: str, headers: dict[str, str] | None = None) -> str:
-    r = call(url, "PUT", f"{MP}/{key}", b"", headers)
-    assert r.status == 200, r.body
-    return str(r.json()["upload_id"])
-
-
-def upload(url: str, key: str, upload_id: str, number: int, data: bytes) -> str:
-    r = call(url, "PUT", f"{PARTS}/{key}?upload_id={upload_id}&part_number={number}", data)
-    assert r.status == 200, r.body
-    return str(r.json()["etag"])
-
-
-def complete(url: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> object:
-    body = json.dumps({"parts": [{"part_number": n, "etag": e} for n, e in parts]}).encode()
-    r = call(
-        url,
-        "POST",
-        f"{COMPLETE}/{key}?upload_id={upload_id}",
-        body,
-        {"Content-Type": "application/json"},
-    )
-    assert r.status == 200
-    return json.loads(r.body.strip())
-
-
 def payloads(count: int, size: int = 3 * 1024) -> list[bytes]:
     # Different sizes, so a part copied twice or out of place changes the length too.
     return [os.urandom(size + 17 * number) for number in range(count)]
+
+
+def upload_all(
+    url: str, count: int, headers: dict[str, str] | None = None
+) -> tuple[str, str, list[bytes], list[str]]:
+    """A new upload with ``count`` parts: (key, upload id, part data, etags)."""
+    key = fresh()
+    uid = initiate(url, key, headers)
+    data = payloads(count)
+    etags = [upload(url, key, uid, n, part) for n, part in enumerate(data, 1)]
+    return key, uid, data, etags
 
 
 def fetch(url: str, key: str) -> bytes:
@@ -83,12 +65,9 @@ def fresh() -> str:
 
 def test_in_order_parts_take_the_fast_path(server: LocalServer, tmp_path: Path) -> None:
     backend = backend_of(server)
-    key = fresh()
-    uid = initiate(
-        server.url, key, {"Content-Type": "text/plain", "x-snme-origin-app": "assembly-test"}
+    key, uid, data, etags = upload_all(
+        server.url, 4, {"Content-Type": "text/plain", "x-snme-origin-app": "assembly-test"}
     )
-    data = payloads(4)
-    etags = [upload(server.url, key, uid, n, part) for n, part in enumerate(data, 1)]
     backend.wait_for_assembly()
     # The prefix is a temporary file beside the future object.
     assert len(temp_files(tmp_path / "objects")) == 1
@@ -105,10 +84,7 @@ def test_in_order_parts_take_the_fast_path(server: LocalServer, tmp_path: Path) 
 
 def test_completion_right_after_the_last_part(server: LocalServer, tmp_path: Path) -> None:
     # No waiting: the completion takes over wherever the worker is.
-    key = fresh()
-    uid = initiate(server.url, key)
-    data = payloads(6)
-    etags = [upload(server.url, key, uid, n, part) for n, part in enumerate(data, 1)]
+    key, uid, data, etags = upload_all(server.url, 6)
     assert complete(server.url, key, uid, list(enumerate(etags, 1))) == {"key": key}
     assert fetch(server.url, key) == b"".join(data)
     backend_of(server).wait_for_assembly()
@@ -163,10 +139,7 @@ def test_reuploaded_part_wins(server: LocalServer, tmp_path: Path) -> None:
 )
 def test_other_listings(server: LocalServer, tmp_path: Path, order: list[int], fast: bool) -> None:
     backend = backend_of(server)
-    key = fresh()
-    uid = initiate(server.url, key)
-    data = payloads(3)
-    etags = [upload(server.url, key, uid, n, part) for n, part in enumerate(data, 1)]
+    key, uid, data, etags = upload_all(server.url, 3)
     backend.wait_for_assembly()
     before = backend.fast_completions
     listing = [(number, etags[number - 1]) for number in order]
@@ -193,10 +166,7 @@ def test_longer_listing_appends_to_the_prefix(server: LocalServer, tmp_path: Pat
 
 def test_failed_completion_can_be_retried(server: LocalServer, tmp_path: Path) -> None:
     backend = backend_of(server)
-    key = fresh()
-    uid = initiate(server.url, key)
-    data = payloads(2)
-    etags = [upload(server.url, key, uid, n, part) for n, part in enumerate(data, 1)]
+    key, uid, data, etags = upload_all(server.url, 2)
     backend.wait_for_assembly()
     answer = complete(server.url, key, uid, [(1, etags[0]), (2, "wrong")])
     assert isinstance(answer, dict)
@@ -238,10 +208,7 @@ def test_abort_while_notifications_are_queued(server: LocalServer, tmp_path: Pat
 
 def test_stop_removes_prefixes(tmp_path: Path) -> None:
     with LocalServer(storage="filesystem", path=tmp_path, sweep_interval=None) as server:
-        key = fresh()
-        uid = initiate(server.url, key)
-        data = payloads(2)
-        etags = [upload(server.url, key, uid, n, part) for n, part in enumerate(data, 1)]
+        key, uid, data, etags = upload_all(server.url, 2)
         backend_of(server).wait_for_assembly()
         assert temp_files(tmp_path) != []
     assert temp_files(tmp_path) == []
@@ -305,10 +272,7 @@ def test_without_fsync(tmp_path: Path) -> None:
         storage="filesystem", path=tmp_path, fsync=False, sweep_interval=None
     ) as server:
         backend = backend_of(server)
-        key = fresh()
-        uid = initiate(server.url, key)
-        data = payloads(3)
-        etags = [upload(server.url, key, uid, n, part) for n, part in enumerate(data, 1)]
+        key, uid, data, etags = upload_all(server.url, 3)
         backend.wait_for_assembly()
         assert complete(server.url, key, uid, list(enumerate(etags, 1))) == {"key": key}
         assert backend.fast_completions == 1

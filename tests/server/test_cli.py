@@ -14,7 +14,7 @@ import pytest
 from django_objectstore.server import KeyConfig, ServerConfig
 from django_objectstore.server.__main__ import main
 from django_objectstore.server.config import ConfigError, config_from_env, parse_env_value
-from tests.server.helpers import PUBLIC_PEM, bearer, call, mint
+from tests.server.helpers import PUBLIC_PEM, bearer, call, cli_server, mint
 
 KEYS_ENV = (
     f'{{test_kid={{key_files=["{PUBLIC_PEM}"],'
@@ -150,33 +150,13 @@ def test_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
-    env.update(
-        {
-            "OS__HTTP_ADDR": "127.0.0.1:0",
-            "OS__AUTH__ENFORCE": "true",
-            "OS__AUTH__KEYS": KEYS_ENV,
-            "OS__UNKNOWN__THING": "ignored",
-            "OS__LOGGING__LEVEL": "WARN",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "django_objectstore.server", "run"],
-        env=env,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    url = line.split(" listening on ")[1].split()[0]
-    try:
+    env = {
+        "OS__AUTH__ENFORCE": "true",
+        "OS__AUTH__KEYS": KEYS_ENV,
+        "OS__UNKNOWN__THING": "ignored",
+    }
+    with cli_server(tmp_path, env) as (proc, url):
         yield proc, url, tmp_path
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        proc.stderr.close()
 
 
 def test_cli_run_serves_and_stops(running: tuple[subprocess.Popen[str], str, Path]) -> None:

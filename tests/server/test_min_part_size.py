@@ -4,11 +4,8 @@ listed parts, except the last, are smaller fail like on GCS/S3."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,11 +14,8 @@ import pytest
 
 from django_objectstore.server import LocalServer
 from django_objectstore.server.config import ConfigError, config_from_env
-from tests.server.helpers import call
+from tests.server.helpers import call, cli_server, complete, initiate, upload
 
-MP = "/v1/objects:multipart/test/org=1"
-PARTS = "/v1/objects:multipart:parts/test/org=1"
-COMPLETE = "/v1/objects:multipart:complete/test/org=1"
 OBJ = "/v1/objects/test/org=1"
 MINIMUM = 1024
 
@@ -34,31 +28,6 @@ def strict_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lo
         storage=request.param, path=path, min_part_size=MINIMUM, sweep_interval=None
     ) as server:
         yield server
-
-
-def initiate(url: str, key: str) -> str:
-    r = call(url, "PUT", f"{MP}/{key}", b"")
-    assert r.status == 200, r.body
-    return str(r.json()["upload_id"])
-
-
-def upload(url: str, key: str, upload_id: str, number: int, data: bytes) -> str:
-    r = call(url, "PUT", f"{PARTS}/{key}?upload_id={upload_id}&part_number={number}", data)
-    assert r.status == 200, r.body
-    return str(r.json()["etag"])
-
-
-def complete(url: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> object:
-    body = json.dumps({"parts": [{"part_number": n, "etag": e} for n, e in parts]}).encode()
-    r = call(
-        url,
-        "POST",
-        f"{COMPLETE}/{key}?upload_id={upload_id}",
-        body,
-        {"Content-Type": "application/json"},
-    )
-    assert r.status == 200  # completion errors are 200 with an error document
-    return json.loads(r.body.strip())
 
 
 def put_parts(url: str, sizes: list[int]) -> tuple[str, str, list[tuple[int, str]], bytes]:
@@ -166,31 +135,9 @@ def test_env_var_bad(text: str) -> None:
 
 
 def test_cli_passes_env_var(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
-    env.update(
-        {
-            "OS__HTTP_ADDR": "127.0.0.1:0",
-            "OS__STORAGE__TYPE": "memory",
-            "OS__MULTIPART__MIN_PART_SIZE": str(MINIMUM),
-            "OS__LOGGING__LEVEL": "WARN",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "django_objectstore.server", "run"],
-        env=env,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    try:
-        url = proc.stderr.readline().split(" listening on ")[1].split()[0]
+    env = {"OS__STORAGE__TYPE": "memory", "OS__MULTIPART__MIN_PART_SIZE": str(MINIMUM)}
+    with cli_server(tmp_path, env) as (proc, url):
         key, uid, listing, _ = put_parts(url, [10, 10])
         assert error_of(complete(url, key, uid, listing))[0] == "EntityTooSmall"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        proc.stderr.close()

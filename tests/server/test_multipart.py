@@ -10,37 +10,10 @@ import pytest
 import zstandard
 
 from django_objectstore.server import LocalServer
-from tests.server.helpers import bearer, call, mint
+from tests.server.helpers import COMPLETE, MP, PARTS, bearer, call, complete, initiate, mint, upload
 
-MP = "/v1/objects:multipart/test/org=1"
-PARTS = "/v1/objects:multipart:parts/test/org=1"
-COMPLETE = "/v1/objects:multipart:complete/test/org=1"
 OBJ = "/v1/objects/test/org=1"
 JSON = {"Content-Type": "application/json"}
-
-
-def initiate(url: str, key: str, headers: dict[str, str] | None = None) -> str:
-    r = call(url, "PUT", f"{MP}/{key}", b"", headers)
-    assert r.status == 200
-    body = r.json()
-    assert body["key"] == key
-    assert body["upload_id"]
-    return str(body["upload_id"])
-
-
-def upload(url: str, key: str, upload_id: str, number: int, data: bytes) -> str:
-    r = call(url, "PUT", f"{PARTS}/{key}?upload_id={upload_id}&part_number={number}", data)
-    assert r.status == 200, r.body
-    return str(r.json()["etag"])
-
-
-def complete(url: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> dict[str, object]:
-    body = json.dumps({"parts": [{"part_number": n, "etag": e} for n, e in parts]}).encode()
-    r = call(url, "POST", f"{COMPLETE}/{key}?upload_id={upload_id}", body, JSON)
-    assert r.status == 200
-    assert r.header("content-type") == "application/json"
-    result: dict[str, object] = json.loads(r.body.strip())
-    return result
 
 
 def fresh() -> str:
