@@ -532,6 +532,15 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
         lines += [
             "## Client: ours vs the official client",
             "",
+            *(
+                [
+                    "Quick run: payloads below the 64 MiB threshold of the large-upload "
+                    "paths and fewer pairs; the targets apply to the full run only.",
+                    "",
+                ]
+                if ctx.quick
+                else []
+            ),
             "| Scenario | Official wall s | Ours wall s | Speed-up (median of pairs) [min-max]"
             " | Target | Met | Official CPU s | Ours CPU s | Official peak RSS MiB"
             " | Ours peak RSS MiB | Server CPU s (official / ours) | Load | n |",
@@ -542,7 +551,9 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
             if not pairs:
                 continue
             med, lo, hi = _ratio(pairs)
-            target = TARGETS.get(name)
+            # The targets are for the full run's sizes: quick payloads are below
+            # the client's 64 MiB large-upload threshold.
+            target = None if ctx.quick else TARGETS.get(name)
             met = "" if target is None or med != med else ("yes" if med >= target else "**no**")
             cells = [
                 label,

@@ -23,19 +23,26 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Final
 
 import zstandard
 
-from django_objectstore.client._io import ZSTD_LEVEL, Body, Buffer, iter_source
+from django_objectstore.client._io import ZSTD_LEVEL, Body, Buffer, _Counter, iter_source
 from django_objectstore.client.multipart import CompletePart, MultipartUpload
 
 if TYPE_CHECKING:
     from django_objectstore.client.client import Session
 
-__all__ = ["FRAME_SIZE", "MAX_PARTS", "effective_part_size", "parallel_put"]
+__all__ = [
+    "FRAME_SIZE",
+    "MAX_PARTS",
+    "compressed_frames",
+    "effective_part_size",
+    "frame_chunks",
+    "parallel_put",
+]
 
 #: Most parts production backends accept in one upload.
 MAX_PARTS: Final = 10_000
@@ -88,23 +95,16 @@ def _compress_frame(block: Buffer) -> bytes:
     return compressor.compress(block)
 
 
-def _compressed_parts(
-    blocks: Iterable[Buffer], threads: int, part_size: int
-) -> Iterator[bytearray]:
-    """``blocks`` (``FRAME_SIZE`` each) compressed into one frame each by
-    ``threads`` threads, in order, cut into ``part_size`` pieces. Frames are
-    copied into the part being filled as they finish, so nothing else
-    accumulates."""
+def compressed_frames(blocks: Iterable[Buffer], threads: int) -> Iterator[bytes]:
+    """One zstd frame per block of ``blocks``, in order, compressed by
+    ``threads`` threads (every thread busy, one block read ahead). Nothing
+    for no blocks."""
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="objectstore-zstd")
     frames: deque[Future[bytes]] = deque()
-    part = bytearray(part_size)
-    filled = 0
-    cut = False
     try:
         source = iter(blocks)
         exhausted = False
         while True:
-            # Keep every thread busy, plus one block read ahead.
             while not exhausted and len(frames) <= threads:
                 block = next(source, None)
                 if block is None:
@@ -112,28 +112,60 @@ def _compressed_parts(
                 else:
                     frames.append(pool.submit(_compress_frame, block))
             if not frames:
-                break
-            view = memoryview(frames.popleft().result())
-            while view:
-                count = min(part_size - filled, view.nbytes)
-                part[filled : filled + count] = view[:count]
-                filled += count
-                view = view[count:]
-                if filled == part_size:
-                    cut = True
-                    yield part
-                    part = bytearray(part_size)
-                    filled = 0
+                return
+            yield frames.popleft().result()
     finally:
-        # Also when the upload stops early: queued blocks are dropped.
+        # Also when the consumer stops early: queued blocks are dropped.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def frame_chunks(contents: Body, threads: int, counter: _Counter) -> Iterator[bytes]:
+    """A request body: ``contents`` as ``FRAME_SIZE`` frames compressed by
+    ``threads`` threads (see ``compressed_frames``); ``counter`` counts the
+    bytes read and sent."""
+    source = _Counted(iter_source(contents, FRAME_SIZE))
+    sent = False
+    for frame in compressed_frames(source, threads):
+        counter.source = source.count
+        counter.stored += len(frame)
+        sent = True
+        yield frame
+    counter.source = source.count
+    if not sent:
+        frame = _compress_frame(b"")
+        counter.stored += len(frame)
+        yield frame
+
+
+def _compressed_parts(
+    blocks: Iterable[Buffer], threads: int, part_size: int
+) -> Generator[bytearray]:
+    """``blocks`` (``FRAME_SIZE`` each) compressed into one frame each by
+    ``threads`` threads, in order, cut into ``part_size`` pieces. Frames are
+    copied into the part being filled as they finish, so nothing else
+    accumulates."""
+    part = bytearray(part_size)
+    filled = 0
+    cut = False
+    for frame in compressed_frames(blocks, threads):
+        view = memoryview(frame)
+        while view:
+            count = min(part_size - filled, view.nbytes)
+            part[filled : filled + count] = view[:count]
+            filled += count
+            view = view[count:]
+            if filled == part_size:
+                cut = True
+                yield part
+                part = bytearray(part_size)
+                filled = 0
     if filled or not cut:
         # The rest; for an empty source, the frame of no bytes.
         del part[filled:]
         yield part if filled else bytearray(_compress_frame(b""))
 
 
-def _plain_parts(blocks: Iterable[Buffer], part_size: int) -> Iterator[Buffer]:
+def _plain_parts(blocks: Iterable[Buffer], part_size: int) -> Generator[Buffer]:
     """``blocks`` regrouped into pieces of exactly ``part_size`` bytes (the
     last may be shorter); blocks already of that size pass uncopied."""
     pending = bytearray()
@@ -182,7 +214,7 @@ def parallel_put(
     if compress:
         source = _Counted(iter_source(contents, FRAME_SIZE))
         threads = max(1, min(workers, os.cpu_count() or 1))
-        parts: Iterator[Buffer] = _compressed_parts(source, threads, part_size)
+        parts: Generator[Buffer] = _compressed_parts(source, threads, part_size)
     else:
         source = _Counted(iter_source(contents, part_size))
         parts = _plain_parts(source, part_size)
@@ -216,4 +248,6 @@ def parallel_put(
         except Exception as abort_exc:  # noqa: BLE001 - the first error is the one to raise
             exc.add_note(f"aborting multipart upload {upload.upload_id!r} also failed: {abort_exc}")
         raise
+    finally:
+        parts.close()  # when stopped early: its compression threads end now
     return result_key, source.count, totals.stored

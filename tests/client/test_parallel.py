@@ -113,6 +113,11 @@ def payload(size: int) -> bytes:
     return b"".join(chunks)[:size]
 
 
+def compressing() -> list[threading.Thread]:
+    """The client's compression threads still alive."""
+    return [t for t in threading.enumerate() if t.name.startswith("objectstore-zstd")]
+
+
 def stored_bytes(session: Session, key: str) -> bytes:
     raw = session.get(key, decompress=False)
     assert raw is not None
@@ -337,6 +342,7 @@ def test_part_failure_aborts_the_upload(
     assert info.value.status == 503
     assert (spy.aborts, spy.completes) == (1, 0)
     assert session.get("never") is None
+    assert compressing() == []  # stopped with the upload, not left to the GC
 
 
 def test_complete_failure_aborts(
@@ -574,3 +580,50 @@ def test_parts_pass_a_server_enforcing_a_minimum_part_size(
         with pytest.raises(RequestError, match="below the minimum part size of 65536 bytes"):
             upload.complete(parts)
         upload.abort()
+
+
+def test_mid_size_put_is_one_request_of_threaded_frames(
+    server: LocalServer, secret_key: SecretKey, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_objectstore.client._parallel import FRAME_SIZE
+
+    spy = PartSpy(monkeypatch)
+    recorder = Recorder()
+    data = payload(2 * FRAME_SIZE + 999)  # 4 MiB and more, below the 64 MiB threshold
+    with Client(server.url, token=secret_key, metrics_backend=recorder) as made:
+        session = made.session(Usecase("test"), org=org)
+        key = session.put(io.BytesIO(data))
+        assert (spy.parts, spy.completes) == (0, 0)  # one request
+        stored = stored_bytes(session, key)
+        position, sizes = 0, []
+        while position < len(stored):
+            header = stored[position : position + 18]
+            sizes.append(zstandard.get_frame_parameters(header).content_size)
+            reader = zstandard.ZstdDecompressor().decompressobj()
+            reader.decompress(stored[position:])
+            position = len(stored) - len(reader.unused_data)
+        assert sizes == [FRAME_SIZE, FRAME_SIZE, 999]
+        got = session.get(key)
+        assert got is not None
+        with got.payload as stream:
+            assert stream.read() == data
+        # The official client's single stream when large-input paths are off.
+        plain = session.put(io.BytesIO(data), multipart_threshold="none")
+        assert zstandard.get_frame_parameters(stored_bytes(session, plain)[:18]).content_size == (
+            zstandard.CONTENTSIZE_UNKNOWN
+        )
+    sizes_recorded = [(v, t) for n, v, t in recorder.calls if n == "storage.put.size"]
+    assert (len(data), {"usecase": "test", "compression": "none"}) in sizes_recorded
+    assert (len(stored), {"usecase": "test", "compression": "zstd"}) in sizes_recorded
+
+
+def test_mid_size_source_failure_stores_nothing(
+    client: Client, org: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = client.session(Usecase("test"), org=org)
+    assert compressing() == []
+    with pytest.raises(OSError, match="disk on fire"):
+        session.put(FailingReader(10 * 1024 * KIB, 5 * 1024 * KIB), key="never")
+    assert session.get("never") is None
+    assert compressing() == []  # the compression threads are gone
+    assert session.put(b"next", key="next") == "next"

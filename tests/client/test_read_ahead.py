@@ -36,7 +36,7 @@ def _text(size: int) -> bytes:
 
 def test_full_read_returns_the_connection(client: Client, session: Session) -> None:
     data = _text(12 * MIB + 17)  # several blocks of compressed input
-    session.put(data, key="text")
+    session.put(data, key="text", multipart_threshold="none")  # one frame, one thread
     got = session.get("text")
     assert got is not None
     with got.payload as stream:
