@@ -279,7 +279,7 @@ def scenario_get(ctx: Context, name: str, kind: str) -> None:
         ctx,
         name,
         lambda impl: ctx.base_spec(kind="get", impl=impl, key=key, size=size),
-        ctx.repeat,
+        2 * ctx.repeat,  # a fraction of a second each: more pairs to steady the median
         bound,
     )
 
@@ -296,7 +296,7 @@ def scenario_get_own(ctx: Context, name: str, kind: str) -> None:
         ctx,
         name,
         lambda impl: ctx.base_spec(kind="get", impl=impl, key=f"{name}-{impl}", size=size),
-        ctx.repeat,
+        2 * ctx.repeat,  # short runs: more pairs, as for the other gets
     )
 
 
