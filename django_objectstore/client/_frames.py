@@ -95,8 +95,9 @@ class FrameDecoder(io.RawIOBase):
         self._buffer = bytearray()  # compressed bytes read but not yet framed
         self._source_done = False
         self._splitting = True
-        self._rest: IO[bytes] | None = None  # the streaming reader, once needed
+        self._rest: zstandard.ZstdDecompressionReader | None = None  # once needed
         self._current = memoryview(b"")
+        self._whole = b""  # the decoded frame ``_current`` is a view of
 
     def readable(self) -> bool:
         return True
@@ -185,24 +186,27 @@ class FrameDecoder(io.RawIOBase):
     # -- reading -----------------------------------------------------------
 
     def _next(self) -> bool:
-        """Make ``_current`` non-empty; False at the end of the stream."""
+        """Make ``_current`` a non-empty decoded frame, or return False: at
+        the end of the stream, or once zstandard's reader has the rest (read
+        it directly then, see ``_streaming``)."""
         while not self._current:
             self._fill()
-            if self._frames:
-                self._current = memoryview(self._frames.popleft().result())
-                continue
-            if self._rest is not None:
-                block = self._rest.read(BLOCK_SIZE)
-                if not block:
-                    return False
-                self._current = memoryview(block)
-                continue
-            return False
+            if not self._frames:
+                return False
+            self._whole = self._frames.popleft().result()
+            self._current = memoryview(self._whole)
         return True
 
-    def _take(self, size: int) -> memoryview:
-        data = self._current[:size]
-        self._current = self._current[size:]
+    def _streaming(self) -> bool:
+        """True when everything left comes from zstandard's reader."""
+        return self._rest is not None and not self._current and not self._frames
+
+    def _take(self, size: int) -> bytes:
+        if size >= self._current.nbytes and self._current.nbytes == len(self._whole):
+            data = self._whole  # a whole frame: handed over without a copy
+        else:
+            data = bytes(self._current[:size])
+        self._current = self._current[len(data) :]
         return data
 
     def read(self, size: int | None = -1) -> bytes:
@@ -210,23 +214,37 @@ class FrameDecoder(io.RawIOBase):
             raise ValueError("I/O operation on closed payload stream")
         if size is None or size < 0:
             return self.readall()
-        if size == 0 or not self._next():
+        if size == 0:
             return b""
-        return bytes(self._take(size))
+        if self._next():
+            return self._take(size)
+        if self._streaming():
+            assert self._rest is not None
+            return self._rest.read(size)  # decompressed straight into the result
+        return b""
 
     def readall(self) -> bytes:
         chunks: list[bytes] = []
         while self._next():
-            chunks.append(bytes(self._take(sys.maxsize)))
+            chunks.append(self._take(sys.maxsize))
+        if self._streaming():
+            assert self._rest is not None
+            chunks.append(self._rest.read())
         return b"".join(chunks)
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        if not view.nbytes or not self._next():
+        if not view.nbytes:
             return 0
-        data = self._take(view.nbytes)
-        view[: data.nbytes] = data
-        return data.nbytes
+        if self._next():
+            data = self._current[: view.nbytes]
+            view[: data.nbytes] = data
+            self._current = self._current[data.nbytes :]
+            return data.nbytes
+        if self._streaming():
+            assert self._rest is not None
+            return int(self._rest.readinto(view))
+        return 0
 
     def close(self) -> None:
         if self.closed:
@@ -237,7 +255,7 @@ class FrameDecoder(io.RawIOBase):
             self._frames.clear()
             self._current = memoryview(b"")
             if self._rest is not None:
-                self._rest.close()
+                self._rest.close()  # type: ignore[no-untyped-call]  # untyped in the stubs
             else:
                 self._source.close()
         finally:

@@ -340,7 +340,9 @@ class ReadAhead(io.RawIOBase):
             stream.close()
             raise
         self._filled.put((first, count))
-        if count and not _starts_with_raw_block(memoryview(first)[:count]):
+        #: The payload starts with a raw (stored) zstd block: it does not compress.
+        self.raw = bool(count) and _starts_with_raw_block(memoryview(first)[:count])
+        if count and not self.raw:
             self._thread = threading.Thread(
                 target=self._pump, name="objectstore-read-ahead", daemon=True
             )

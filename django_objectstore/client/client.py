@@ -703,12 +703,19 @@ class Session:
             stored_size = response.length_remaining
             if stored_size is None:
                 stored_size = metadata.size
+            raw = False
             if stored_size is None or stored_size >= _READ_AHEAD_MIN:
                 # Big bodies: socket reads run in a helper thread while this
                 # one decompresses (not worth a thread for small ones).
-                payload = cast(IO[bytes], ReadAhead(cast(ResponseStream, payload)))
+                ahead = ReadAhead(cast(ResponseStream, payload))
+                raw = ahead.raw  # incompressible data: decoding is a copy
+                payload = cast(IO[bytes], ahead)
             threads = min(os.cpu_count() or 1, _DECODE_THREADS)
-            if threads > 1 and (stored_size is None or stored_size >= _PARALLEL_DECODE_MIN):
+            if (
+                threads > 1
+                and not raw
+                and (stored_size is None or stored_size >= _PARALLEL_DECODE_MIN)
+            ):
                 # Objects made of many frames that record their size (our
                 # large puts) are decompressed on several threads.
                 payload = cast(IO[bytes], FrameDecoder(payload, threads))
