@@ -87,7 +87,7 @@ DEFAULT_MULTIPART_PART_SIZE: Final = 8 * 1024 * 1024
 #: Smallest ``multipart_part_size`` accepted: production backends (S3/GCS
 #: multipart) reject non-last parts below 5 MiB when the upload completes.
 MIN_MULTIPART_PART_SIZE: Final = 5 * 1024 * 1024
-#: Parts uploaded at the same time; also caps the zstd threads of a large put.
+#: Parts uploaded at the same time; also caps the compression threads of a put.
 DEFAULT_MULTIPART_WORKERS: Final = 3
 # Connections kept per client; the official client keeps one, which makes
 # every concurrent request beyond the first open and drop a connection.
@@ -201,9 +201,9 @@ class Client:
 
     Same arguments and defaults as the official client, plus keyword-only
     knobs for large uploads: at or above ``multipart_threshold`` bytes (when
-    the input size is known; ``"none"`` disables), ``put`` compresses with
-    up to ``multipart_workers`` zstd threads and uploads the result in parts
-    of ``multipart_part_size`` stored bytes (at least 5 MiB) with that many
+    the input size is known; ``"none"`` disables), ``put`` compresses on up
+    to ``multipart_workers`` threads and uploads the result in parts of
+    ``multipart_part_size`` stored bytes (at least 5 MiB) with that many
     threads (see ``Session.put``).
     Close the client (or use it as a context manager) to close its connections.
     """
@@ -523,9 +523,11 @@ class Session:
         already zstd-compressed. Inputs whose size is known and at least the
         multipart threshold take a faster path: incompressible ones (judged
         from samples) one request carrying a zstd frame of raw blocks, the
-        others a parallel multipart upload of one zstd frame compressed by
-        zstd threads (aborted on any failure). Everything else goes in one
-        streamed request. A failed upload never leaves a partial object.
+        others a parallel multipart upload of 2 MiB zstd frames compressed
+        on worker threads (aborted on any failure). Below the threshold,
+        compressible inputs of known size from 4 MiB up go in one request of
+        such frames; everything else in one streamed request, as the official
+        client sends it. A failed upload never leaves a partial object.
         """
         if compression is not None:
             if compress is not None:
