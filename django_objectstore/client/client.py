@@ -99,9 +99,10 @@ _READ_AHEAD_MIN: Final = 4 * BLOCK_SIZE
 # even in one request (two frames or more).
 _THREADED_COMPRESS_MIN: Final = 4 * BLOCK_SIZE
 # Most threads decompressing the frames of one payload, and the smallest
-# stored size worth them.
+# stored size worth them (decoding 8 MiB in 2 MiB frames on two threads
+# took 12.4 ms against 11.1 ms for one thread; 32 MiB 26.6 ms against 33.4).
 _DECODE_THREADS: Final = 4
-_PARALLEL_DECODE_MIN: Final = BLOCK_SIZE
+_PARALLEL_DECODE_MIN: Final = 4 * BLOCK_SIZE
 #: Query parameter carrying a token in ``object_url(..., token_validity=...)``.
 PARAM_AUTH: Final = "os_auth"
 #: Sent as ``User-Agent`` unless ``connection_kwargs["headers"]`` overrides it.

@@ -136,7 +136,7 @@ def test_closing_early_stops_threads_and_closes_the_source() -> None:
 
 
 def test_large_put_is_decoded_in_parallel(server: LocalServer, session: Session, org: int) -> None:
-    data = payload(2 * FRAME_SIZE + 12345)  # three frames
+    data = payload(8 * FRAME_SIZE + 12345)  # nine frames, over 4 MiB stored
     key = session.put(io.BytesIO(data), multipart_threshold=1)
     raw = session.get(key, decompress=False)
     assert raw is not None
@@ -149,7 +149,7 @@ def test_large_put_is_decoded_in_parallel(server: LocalServer, session: Session,
         reader = zstandard.ZstdDecompressor().decompressobj()
         reader.decompress(stored[position:])
         position = len(stored) - len(reader.unused_data)
-    assert sizes == [FRAME_SIZE, FRAME_SIZE, 12345]
+    assert sizes == [FRAME_SIZE] * 8 + [12345]
     got = session.get(key)
     assert got is not None
     with got.payload as payload_stream:
