@@ -10,6 +10,19 @@ from types import TracebackType
 from typing import Self
 
 
+def read_head(conn: socket.socket) -> bytes | None:
+    """Receive until the blank line ending a request's head: everything read
+    so far (the head, maybe the start of the body), or None if the client
+    closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        received = conn.recv(65536)
+        if not received:
+            return None
+        data += received
+    return data
+
+
 class RawServer(threading.Thread):
     """Accepts connections on 127.0.0.1 (a free port) and hands each one to
     :meth:`serve` until stopped; use it as a context manager."""

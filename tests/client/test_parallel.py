@@ -25,7 +25,7 @@ from django_objectstore.client.multipart import MultipartUpload
 from django_objectstore.server import LocalServer
 
 from .conftest import PRIVATE_PEM
-from .rawserver import RawServer
+from .rawserver import RawServer, read_head
 
 KIB = 1024
 
@@ -503,10 +503,8 @@ class _ErrorServer(RawServer):
         ).encode() + body
 
     def serve(self, conn: socket.socket) -> None:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            data += conn.recv(65536)
-        conn.sendall(self.response)
+        if read_head(conn) is not None:
+            conn.sendall(self.response)
 
 
 def test_5xx_body_is_surfaced() -> None:

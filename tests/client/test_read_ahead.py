@@ -15,6 +15,8 @@ import zstandard
 from django_objectstore.client import Client, ObjectstoreConnectionError, Session, Usecase
 from django_objectstore.client._io import BLOCK_SIZE, READ_AHEAD_BLOCKS, ResponseStream
 
+from .rawserver import read_head
+
 MIB = 1024 * 1024
 
 
@@ -158,10 +160,8 @@ class _Truncating(threading.Thread):
     def run(self) -> None:
         conn, _ = self.sock.accept()
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            conn.sendall(self.response)
+            if read_head(conn) is not None:
+                conn.sendall(self.response)
         self.sock.close()
 
 

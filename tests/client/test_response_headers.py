@@ -11,7 +11,7 @@ import pytest
 
 from django_objectstore.client import Client, RequestError, Session, Usecase
 
-from .rawserver import RawServer
+from .rawserver import RawServer, read_head
 
 
 class Canned(RawServer):
@@ -24,12 +24,8 @@ class Canned(RawServer):
 
     def serve(self, conn: socket.socket) -> None:
         for response in self.responses:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
+            if read_head(conn) is None:
+                return
             conn.sendall(response)
 
 

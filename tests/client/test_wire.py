@@ -18,7 +18,7 @@ from django_objectstore.client import (
 )
 
 from .conftest import PRIVATE_PEM
-from .rawserver import RawServer
+from .rawserver import RawServer, read_head
 
 
 class Capture(RawServer):
@@ -31,12 +31,9 @@ class Capture(RawServer):
 
     def serve(self, conn: socket.socket) -> None:
         self.stopping.wait(self.delay)  # a busy server, not reading yet
-        data = b""
-        while b"\r\n\r\n" not in data:
-            received = conn.recv(65536)
-            if not received:
-                return
-            data += received
+        data = read_head(conn)
+        if data is None:
+            return
         head, _, first = data.partition(b"\r\n\r\n")
         body = bytearray(first)
         lines = head.decode("latin-1").split("\r\n")
