@@ -63,17 +63,11 @@ class _Totals:
         self.stored = 0
 
 
-class _Counted:
-    """The source's blocks, counted as they are read."""
-
-    def __init__(self, blocks: Iterable[Buffer]) -> None:
-        self._blocks = blocks
-        self.count = 0
-
-    def __iter__(self) -> Iterator[Buffer]:
-        for block in self._blocks:
-            self.count += memoryview(block).nbytes
-            yield block
+def _counted(blocks: Iterable[Buffer], counter: _Counter) -> Generator[Buffer]:
+    """``blocks``, added to ``counter.source`` as they are read."""
+    for block in blocks:
+        counter.source += memoryview(block).nbytes
+        yield block
 
 
 def effective_part_size(part_size: int, source_size: int) -> int:
@@ -119,66 +113,45 @@ def compressed_frames(blocks: Iterable[Buffer], threads: int) -> Iterator[bytes]
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def frame_chunks(contents: Body, threads: int, counter: _Counter) -> Iterator[bytes]:
-    """A request body: ``contents`` as ``FRAME_SIZE`` frames compressed by
-    ``threads`` threads (see ``compressed_frames``); ``counter`` counts the
-    bytes read and sent."""
-    source = _Counted(iter_source(contents, FRAME_SIZE))
+def frame_chunks(contents: Body, threads: int, counter: _Counter) -> Generator[bytes]:
+    """``contents`` as ``FRAME_SIZE`` frames compressed by ``threads`` threads
+    (see ``compressed_frames``); an empty source gives the frame of no bytes.
+    ``counter`` counts the bytes read and produced."""
     sent = False
-    for frame in compressed_frames(source, threads):
-        counter.source = source.count
+    for frame in compressed_frames(_counted(iter_source(contents, FRAME_SIZE), counter), threads):
         counter.stored += len(frame)
         sent = True
         yield frame
-    counter.source = source.count
     if not sent:
         frame = _compress_frame(b"")
         counter.stored += len(frame)
         yield frame
 
 
-def _compressed_parts(
-    blocks: Iterable[Buffer], threads: int, part_size: int
-) -> Generator[bytearray]:
-    """``blocks`` (``FRAME_SIZE`` each) compressed into one frame each by
-    ``threads`` threads, in order, cut into ``part_size`` pieces. Frames are
-    copied into the part being filled as they finish, so nothing else
-    accumulates."""
+def _cut(chunks: Iterable[Buffer], part_size: int) -> Generator[Buffer]:
+    """``chunks`` regrouped into parts of exactly ``part_size`` bytes (the
+    last may be shorter). A chunk that is a whole part by itself passes
+    uncopied; others are copied into the part being filled as they come, so
+    nothing else accumulates."""
     part = bytearray(part_size)
     filled = 0
-    cut = False
-    for frame in compressed_frames(blocks, threads):
-        view = memoryview(frame)
+    for chunk in chunks:
+        view = memoryview(chunk).cast("B")
+        if not filled and view.nbytes == part_size:
+            yield chunk
+            continue
         while view:
             count = min(part_size - filled, view.nbytes)
             part[filled : filled + count] = view[:count]
             filled += count
             view = view[count:]
             if filled == part_size:
-                cut = True
                 yield part
                 part = bytearray(part_size)
                 filled = 0
-    if filled or not cut:
-        # The rest; for an empty source, the frame of no bytes.
+    if filled:
         del part[filled:]
-        yield part if filled else bytearray(_compress_frame(b""))
-
-
-def _plain_parts(blocks: Iterable[Buffer], part_size: int) -> Generator[Buffer]:
-    """``blocks`` regrouped into pieces of exactly ``part_size`` bytes (the
-    last may be shorter); blocks already of that size pass uncopied."""
-    pending = bytearray()
-    for block in blocks:
-        if not pending and memoryview(block).nbytes == part_size:
-            yield block
-            continue
-        pending += block
-        while len(pending) >= part_size:
-            yield bytes(pending[:part_size])
-            del pending[:part_size]
-    if pending:
-        yield bytes(pending)
+        yield part
 
 
 def _send_part(
@@ -211,13 +184,14 @@ def parallel_put(
     totals = _Totals()
     slots = threading.BoundedSemaphore(workers)
     futures: list[Future[CompletePart]] = []
+    counter = _Counter()
+    chunks: Generator[Buffer]
     if compress:
-        source = _Counted(iter_source(contents, FRAME_SIZE))
         threads = max(1, min(workers, os.cpu_count() or 1))
-        parts: Generator[Buffer] = _compressed_parts(source, threads, part_size)
+        chunks = frame_chunks(contents, threads, counter)
     else:
-        source = _Counted(iter_source(contents, part_size))
-        parts = _plain_parts(source, part_size)
+        chunks = _counted(iter_source(contents, part_size), counter)
+    parts = _cut(chunks, part_size)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="objectstore-put") as pool:
             for number, payload in enumerate(parts, start=1):
@@ -249,5 +223,7 @@ def parallel_put(
             exc.add_note(f"aborting multipart upload {upload.upload_id!r} also failed: {abort_exc}")
         raise
     finally:
-        parts.close()  # when stopped early: its compression threads end now
-    return result_key, source.count, totals.stored
+        # When stopped early: the compression threads end now, not at GC.
+        parts.close()
+        chunks.close()
+    return result_key, counter.source, totals.stored
