@@ -108,7 +108,9 @@ def test_readinto_and_read_zero() -> None:
 
 
 def test_corrupt_frame_raises_zstd_error() -> None:
-    frame = bytearray(sized(TEXT[: 1 * MIB]))
+    # With a checksum, any changed byte is an error (a flipped literal alone
+    # could otherwise decode to wrong bytes silently).
+    frame = bytearray(sized(TEXT[: 1 * MIB], write_checksum=True))
     frame[len(frame) // 2] ^= 0xFF
     with pytest.raises(zstandard.ZstdError):
         decode_all(bytes(frame) + sized(NOISE))
