@@ -11,6 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.headers import RequestHeaders
+from django_objectstore.server.model import Identity
 from django_objectstore.server.service import (
     REASONS,
     ClientError,
@@ -18,7 +19,6 @@ from django_objectstore.server.service import (
     meta_from_headers,
     meta_headers,
 )
-from django_objectstore.server.storage import Identity
 
 __all__ = ["MAX_INSERT_BYTES", "MAX_OPERATIONS", "BatchFormatError", "run_batch"]
 

@@ -32,11 +32,20 @@ from django_objectstore._protocol import (
 )
 from django_objectstore.server.auth import KeyDirectory
 from django_objectstore.server.config import Killswitch, UsecasePolicy
+from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.headers import RequestHeaders
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter
-from django_objectstore.server.storage import Backend, Identity, ObjectMeta, StoredObject
+from django_objectstore.server.model import Backend, Identity, ObjectMeta, StoredObject
 
-__all__ = ["REASONS", "VERSION", "ClientError", "Service", "disposition", "meta_from_headers"]
+__all__ = [
+    "REASONS",
+    "VERSION",
+    "ClientError",
+    "Service",
+    "disposition",
+    "meta_from_headers",
+    "meta_headers",
+]
 
 #: Reported in ``Server`` headers and by ``version``: upstream's server crate version.
 VERSION = "0.1.0"
@@ -63,24 +72,25 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
     413: "Payload Too Large",
+    414: "URI Too Long",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",
     503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
 
 
-class ClientError(Exception):
-    """A request the server rejects with a JSON error body."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+#: The name the service's errors had before ``HTTPError`` was the only one
+#: (kept so code written against it keeps working).
+ClientError = HTTPError
 
 
 def _valid_value(value: str) -> bool:
@@ -93,20 +103,20 @@ def _last(headers: RequestHeaders, name: str) -> str | None:
 
 
 def _header_error() -> ClientError:
-    return ClientError(400, "service error: metadata error: error dealing with http headers")
+    return HTTPError(400, "service error: metadata error: error dealing with http headers")
 
 
 def meta_from_headers(headers: RequestHeaders, now: datetime) -> ObjectMeta:
     """Build the metadata of an insert from its request headers (section 5.1).
-    Raises ``ClientError`` (400) for invalid values."""
+    Raises ``HTTPError`` (400) for invalid values."""
     content_type = _last(headers, "content-type") or "application/octet-stream"
     if not _valid_value(content_type):
         raise _header_error()
     if _MEDIA_TYPE.fullmatch(content_type) is None:
-        raise ClientError(400, "service error: metadata error: invalid content type")
+        raise HTTPError(400, "service error: metadata error: invalid content type")
     compression = _last(headers, "content-encoding")
     if compression is not None and compression != "zstd":
-        raise ClientError(400, "service error: metadata error: invalid compression value")
+        raise HTTPError(400, "service error: metadata error: invalid compression value")
     expiration = _last(headers, HEADER_EXPIRATION)
     kind: ExpirationKind = "manual"
     duration: timedelta | None = None
@@ -114,7 +124,7 @@ def meta_from_headers(headers: RequestHeaders, now: datetime) -> ObjectMeta:
         try:
             kind, duration = parse_expiration(expiration)
         except ValueError:
-            raise ClientError(
+            raise HTTPError(
                 400, "service error: metadata error: invalid expiration policy value"
             ) from None
     origin = _last(headers, HEADER_ORIGIN)
@@ -209,7 +219,7 @@ class Service:
         """Hold one of the backend concurrency permits; 429 when none is free."""
         with self.concurrency.permit() as acquired:
             if not acquired:
-                raise ClientError(429, "service error: concurrency limit reached")
+                raise HTTPError(429, "service error: concurrency limit reached")
             yield
 
     def now(self) -> datetime:
@@ -223,13 +233,13 @@ class Service:
         rule = getattr(policy, meta.expiration)
         shown = format_expiration(meta.expiration, meta.duration)
         if not rule.allowed:
-            raise ClientError(
+            raise HTTPError(
                 400,
                 f"client error: expiration policy '{shown}' is not allowed "
                 f"for use case '{usecase}'",
             )
         if rule.max is not None and meta.duration is not None and meta.duration > rule.max:
-            raise ClientError(
+            raise HTTPError(
                 400,
                 f"client error: expiration duration {format_duration(meta.duration)} "
                 f"exceeds maximum of {format_duration(rule.max)} for use case '{usecase}'",
@@ -257,25 +267,25 @@ class Service:
 
     def extend_expiry(self, ident: Identity, request: object) -> None:
         """Apply a PATCH ``extend_expiry`` request (section 20). Raises
-        ``ClientError`` 400 (bad body), 404 (missing) or 409 (refused)."""
+        ``HTTPError`` 400 (bad body), 404 (missing) or 409 (refused)."""
         if not isinstance(request, dict) or set(request) != {"extend_expiry"}:
-            raise ClientError(400, 'client error: expected {"extend_expiry": {...}}')
+            raise HTTPError(400, 'client error: expected {"extend_expiry": {...}}')
         spec = request["extend_expiry"]
         found = self.open_live(ident)
         if found is None:
-            raise ClientError(404, "client error: object not found")
+            raise HTTPError(404, "client error: object not found")
         found.close()
         meta = found.meta
         now = self.now()
         target = _extension_target(spec, meta, now)
         if meta.time_expires is None or meta.expiration == "manual":
-            raise ClientError(409, "client error: object has manual expiration")
+            raise HTTPError(409, "client error: object has manual expiration")
         if target < meta.time_expires:
-            raise ClientError(409, "client error: the extension would shorten the expiry")
+            raise HTTPError(409, "client error: the extension would shorten the expiry")
         if target == meta.time_expires:
             return
         if not self.backend.set_expires(ident, meta.time_expires, target):
-            raise ClientError(409, "client error: object changed concurrently; retry")
+            raise HTTPError(409, "client error: object changed concurrently; retry")
 
 
 def _extension_target(spec: object, meta: ObjectMeta, now: datetime) -> datetime:
@@ -283,7 +293,7 @@ def _extension_target(spec: object, meta: ObjectMeta, now: datetime) -> datetime
         try:
             return parse_timestamp(spec["at"])
         except ValueError:
-            raise ClientError(400, "client error: invalid 'at' timestamp") from None
+            raise HTTPError(400, "client error: invalid 'at' timestamp") from None
     if (
         isinstance(spec, dict)
         and set(spec) == {"after", "from"}
@@ -293,10 +303,10 @@ def _extension_target(spec: object, meta: ObjectMeta, now: datetime) -> datetime
         try:
             after = parse_duration(spec["after"])
         except ValueError:
-            raise ClientError(400, "client error: invalid 'after' duration") from None
+            raise HTTPError(400, "client error: invalid 'after' duration") from None
         base = now if spec["from"] == "now" else meta.time_created
         return base + after
-    raise ClientError(
+    raise HTTPError(
         400,
         'client error: extend_expiry needs {"at": <time>} or '
         '{"after": <duration>, "from": "now"|"creation"}',

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from django_objectstore.server import LocalServer
-from django_objectstore.server.storage import FilesystemBackend, Identity
+from django_objectstore.server.backend_fs import FilesystemBackend
+from django_objectstore.server.model import Identity
 from tests.server.helpers import MP, call, complete, initiate, upload
 
 OBJ = "/v1/objects/test/org=1"
@@ -288,7 +289,7 @@ def test_late_notification_after_abort(server: LocalServer, tmp_path: Path) -> N
     uid = initiate(server.url, key)
     upload(server.url, key, uid, 1, b"late")
     assert call(server.url, "DELETE", f"{MP}/{key}?upload_id={uid}").status == 204
-    backend._notify(Identity("test", (("org", "1"),), key), uid)
+    backend._assembler.notify(Identity("test", (("org", "1"),), key), uid)
     backend.wait_for_assembly()
     assert temp_files(tmp_path) == []
-    assert uid not in backend._prefixes
+    assert uid not in backend._assembler._prefixes

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from django_objectstore.server import LocalServer
+from django_objectstore.server.backend_fs_writer import FileWriter
 from tests.server.helpers import call
 
 OBJ = "/v1/objects/test/org=1"
@@ -196,18 +197,16 @@ def test_disk_full_mid_write_leaves_nothing(
     """Fault injection (a real disk cannot be filled on demand): the write
     fails half-way, the client gets a 500, no object and no temp file remain,
     and the server keeps serving."""
-    from django_objectstore.server import storage
-
-    real_write = storage._FileWriter.write
+    real_write = FileWriter.write
     calls = {"n": 0}
 
-    def failing_write(self: storage._FileWriter, data: bytes | bytearray | memoryview) -> None:
+    def failing_write(self: FileWriter, data: bytes | bytearray | memoryview) -> None:
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError(28, "No space left on device")
         real_write(self, data)
 
-    monkeypatch.setattr(storage._FileWriter, "write", failing_write)
+    monkeypatch.setattr(FileWriter, "write", failing_write)
     caplog.set_level("ERROR", logger="django_objectstore.server")
     with LocalServer(storage="filesystem", path=tmp_path) as server:
         r = call(server.url, "PUT", f"{OBJ}/full", b"x" * 8_000_000)
