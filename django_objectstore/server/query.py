@@ -4,7 +4,7 @@ boundary; and the redaction of secrets from a query before it is logged."""
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from django_objectstore.server.errors import HTTPError
 
@@ -33,7 +33,10 @@ def redact_query(raw_query: str) -> str:
     pieces = []
     for piece in raw_query.split("&"):
         name = piece.partition("=")[0]
-        pieces.append(f"{name}=[redacted]" if name.lower() in _REDACTED else piece)
+        # Compared decoded, as the query parser that finds tokens reads them
+        # (``os%5Fauth`` is ``os_auth``).
+        decoded = unquote_plus(name, errors="replace").strip().lower()
+        pieces.append(f"{name}=[redacted]" if decoded in _REDACTED else piece)
     return "&".join(pieces)
 
 
