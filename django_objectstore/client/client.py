@@ -18,7 +18,7 @@ from urllib3.response import HTTPResponse
 
 from django_objectstore import __version__, _protocol
 from django_objectstore.client import presign
-from django_objectstore.client._connection import connection_class
+from django_objectstore.client._connection import connection_pool
 from django_objectstore.client._frames import FrameDecoder
 from django_objectstore.client._io import (
     BLOCK_SIZE,
@@ -268,10 +268,7 @@ class Client:
         headers = HTTPHeaderDict({"User-Agent": USER_AGENT})
         headers.update(kwargs.get("headers") or {})
         kwargs["headers"] = headers
-        self._pool: HTTPConnectionPool = urllib3.connectionpool.connection_from_url(
-            base_url, **kwargs
-        )
-        self._pool.ConnectionCls = connection_class(parsed.scheme, kwargs["timeout"])
+        self._pool: HTTPConnectionPool = connection_pool(base_url, **kwargs)
         self._base_path = parsed.path
         self._metrics_backend = metrics_backend or NoOpMetricsBackend()
         self._propagate_traces = propagate_traces
