@@ -29,11 +29,10 @@ import weakref
 from typing import Any, Final, cast
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3 import connection, connectionpool
 from urllib3.util.url import parse_url
 
-__all__ = ["connection_class", "connection_pool"]
+__all__ = ["connection_pool"]
 
 # The standard library's limits for a response's header block.
 _MAX_LINE: Final = 65536
@@ -127,24 +126,24 @@ class _SendTimeoutMixin:
             conn.timeout = connect_timeout
 
 
-class _HTTPConnection(_SendTimeoutMixin, HTTPConnection):
+# Named as urllib3's (the name shows in urllib3's error messages) and
+# defined at module level (errors that hold a connection can be pickled).
+class HTTPConnection(_SendTimeoutMixin, connection.HTTPConnection):
     response_class = _Response
 
 
-class _HTTPSConnection(_SendTimeoutMixin, HTTPSConnection):
+class HTTPSConnection(_SendTimeoutMixin, connection.HTTPSConnection):
     response_class = _Response
 
 
-def connection_class(scheme: str, timeout: object) -> type[HTTPConnection]:
-    """A connection class for ``scheme`` sending with ``timeout``'s read timeout."""
-    send_timeout: float | None = None
+def _send_timeout(timeout: object) -> float | None:
+    """The read timeout of ``timeout`` (a ``urllib3.Timeout`` or seconds)."""
     if isinstance(timeout, urllib3.Timeout):
         read = timeout.read_timeout
-        send_timeout = read if isinstance(read, int | float) else None
-    elif isinstance(timeout, int | float):
-        send_timeout = float(timeout)
-    base = _HTTPSConnection if scheme == "https" else _HTTPConnection
-    return type(base.__name__, (base,), {"send_timeout": send_timeout})
+        return read if isinstance(read, int | float) else None
+    if isinstance(timeout, int | float):
+        return float(timeout)
+    return None
 
 
 class _ForkSafePoolMixin:
@@ -153,6 +152,12 @@ class _ForkSafePoolMixin:
 
     pool: Any
     _owner_pid: int
+    _send_timeout: float | None = None
+
+    def _new_conn(self) -> Any:
+        made = super()._new_conn()  # type: ignore[misc]
+        made.send_timeout = self._send_timeout
+        return made
 
     def _forget_connections(self) -> None:
         """In a forked child: drop the parent's idle connections (closing
@@ -185,11 +190,12 @@ class _ForkSafePoolMixin:
         super()._put_conn(conn)  # type: ignore[misc]
 
 
-class _HTTPConnectionPool(_ForkSafePoolMixin, HTTPConnectionPool):
+# Named as urllib3's: the pool's name shows in urllib3's error messages.
+class HTTPConnectionPool(_ForkSafePoolMixin, connectionpool.HTTPConnectionPool):
     pass
 
 
-class _HTTPSConnectionPool(_ForkSafePoolMixin, HTTPSConnectionPool):
+class HTTPSConnectionPool(_ForkSafePoolMixin, connectionpool.HTTPSConnectionPool):
     pass
 
 
@@ -204,15 +210,16 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def connection_pool(base_url: str, **kwargs: Any) -> HTTPConnectionPool:
+def connection_pool(base_url: str, **kwargs: Any) -> connectionpool.HTTPConnectionPool:
     """A fork-safe pool for ``base_url`` (what ``urllib3.connection_from_url``
     makes, with the connection classes above)."""
     parsed = parse_url(base_url)
     scheme = parsed.scheme or "http"
     port = parsed.port or (443 if scheme == "https" else 80)
-    pool_class = _HTTPSConnectionPool if scheme == "https" else _HTTPConnectionPool
+    pool_class = HTTPSConnectionPool if scheme == "https" else HTTPConnectionPool
     made = pool_class(parsed.host or "", port=port, **kwargs)
-    made.ConnectionCls = connection_class(scheme, kwargs.get("timeout"))
+    made.ConnectionCls = HTTPSConnection if scheme == "https" else HTTPConnection
+    made._send_timeout = _send_timeout(kwargs.get("timeout"))
     made._owner_pid = os.getpid()
     _pools.add(made)
     return made

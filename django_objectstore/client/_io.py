@@ -8,6 +8,7 @@ import http.client
 import io
 import json
 import queue
+import ssl
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,7 @@ from typing import IO, Any, Final, TypeAlias, cast
 import urllib3
 import zstandard
 
-from django_objectstore.client.errors import ObjectstoreConnectionError
+from django_objectstore.client.errors import ObjectstoreConnectionError, transport_error
 
 __all__ = [
     "BLOCK_SIZE",
@@ -56,9 +57,21 @@ def read_json(response: urllib3.response.HTTPResponse) -> Any:
 
 
 def translate_transport_error(exc: Exception, what: str) -> ObjectstoreConnectionError:
-    """The one seam where urllib3 transport errors become ours."""
-    reason = getattr(exc, "reason", None) or exc
-    return ObjectstoreConnectionError(f"Objectstore {what} failed without a response: {reason}")
+    """The one seam where transport errors become ours: urllib3's error (or,
+    for the socket reads that bypass urllib3, the error urllib3 would have
+    raised) as an ``ObjectstoreConnectionError`` of the same class."""
+    if not isinstance(exc, urllib3.exceptions.HTTPError):
+        exc = _as_urllib3_error(exc)
+    return transport_error(exc, what)
+
+
+def _as_urllib3_error(exc: Exception) -> urllib3.exceptions.HTTPError:
+    """What urllib3's response reader raises for ``exc`` from the socket."""
+    if isinstance(exc, TimeoutError):
+        return urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")  # type: ignore[arg-type]
+    if isinstance(exc, ssl.SSLError):
+        return urllib3.exceptions.SSLError(exc)
+    return urllib3.exceptions.ProtocolError(f"Connection broken: {exc!r}", exc)
 
 
 def known_size(contents: object) -> int | None:
@@ -263,10 +276,11 @@ class ResponseStream(io.RawIOBase):
             return count
         if not fp.chunked and fp.length:  # http.client does not complain
             self._response.close()
-            raise ObjectstoreConnectionError(
-                f"Objectstore payload read failed: the connection closed {fp.length} bytes "
-                "before the end of the body"
-            )
+            # What urllib3 raises for a body shorter than its Content-Length.
+            total = int(self._response.headers.get("content-length") or 0)
+            short = urllib3.exceptions.IncompleteRead(max(total - fp.length, 0), fp.length)
+            broken = urllib3.exceptions.ProtocolError(f"Connection broken: {short!r}", short)
+            raise translate_transport_error(broken, "payload read")
         self._finish()
         return 0
 
