@@ -223,7 +223,10 @@ def test_ids_are_unique_and_documented() -> None:
 
 
 SECRET_PEM = PRIVATE.read_text()
-SECRET_JWT = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsifQ.eyJyZXMiOnsib3M6dXNlY2FzZSI6ImEifX0.c2lnbmF0dXJlc2lnbmF0dXJl"
+SECRET_JWT = (
+    "eyJhbGciOiJFZERTQSIsImtpZCI6ImsifQ.eyJyZXMiOnsib3M6dXNlY2FzZSI6ImEifX0."
+    "c2lnbmF0dXJlc2lnbmF0dXJl"
+)
 
 
 def _secret_fragments(secret: str) -> list[str]:
