@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Final
 
+import zstandard
 from django.core.files.base import File
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ class RemoteReader(io.RawIOBase):
         self._buf_start = 0  # logical offset of _buf[0]; the stream sits at its end
         self._pos = 0
         self.requests = 1  # GETs issued; tests and benchmarks read it
+        #: How errors name the object (ObjectstoreFile sets name and usecase).
+        self.label = "object"
 
     # -- io.RawIOBase ----------------------------------------------------
     def readable(self) -> bool:
@@ -128,7 +131,7 @@ class RemoteReader(io.RawIOBase):
             stream = self._position_stream()
             if want >= 4 * BLOCK_SIZE:
                 # Big reads go straight to the caller, not through the buffer.
-                data = stream.read(want)
+                data = self._pull(stream, want)
                 if not data:
                     self._at_eof()
                     break
@@ -138,7 +141,7 @@ class RemoteReader(io.RawIOBase):
                 self._buf = bytearray()
                 self._buf_start = self._pos
                 continue
-            data = stream.read(max(want, BLOCK_SIZE) if want > 0 else 4 * BLOCK_SIZE)
+            data = self._pull(stream, max(want, BLOCK_SIZE) if want > 0 else 4 * BLOCK_SIZE)
             if not data:
                 self._at_eof()
                 break
@@ -152,6 +155,15 @@ class RemoteReader(io.RawIOBase):
         super().close()
 
     # -- internals -------------------------------------------------------
+    def _pull(self, stream: IO[bytes], size: int) -> bytes:
+        try:
+            return stream.read(size)
+        except zstandard.ZstdError as exc:
+            raise OSError(
+                f"Objectstore {self.label} is corrupt: its zstd-compressed data cannot be "
+                f"decoded ({exc}). Upload it again, or delete it."
+            ) from exc
+
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
@@ -198,7 +210,7 @@ class RemoteReader(io.RawIOBase):
             end = self._buf_start
         # Read and discard up to the target (compressed objects, short skips).
         while end < self._pos:
-            skipped = stream.read(min(self._pos - end, 4 * BLOCK_SIZE))
+            skipped = self._pull(stream, min(self._pos - end, 4 * BLOCK_SIZE))
             if not skipped:
                 break
             end += len(skipped)
@@ -225,6 +237,7 @@ class ObjectstoreFile(File):  # type: ignore[type-arg]
     def _make_file(self, mode: str) -> Any:
         if "r" in mode and "+" not in mode:
             reader = self._storage._reader(self._object_name)
+            reader.label = f"object {self._object_name!r} in usecase {self._storage.usecase!r}"
             return reader if "b" in mode else io.TextIOWrapper(io.BufferedReader(reader), "utf-8")
         if any(flag in mode for flag in "wax"):
             spool = tempfile.SpooledTemporaryFile(max_size=2 * 1024 * 1024, mode="w+b")  # noqa: SIM115
