@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from django_objectstore import factory
 from django_objectstore.storage import ObjectstoreStorage
 from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
@@ -20,9 +21,11 @@ def corrupt_object() -> str:
 
 def test_corrupt_zstd_is_an_oserror_naming_the_object() -> None:
     name = corrupt_object()
-    with ObjectstoreStorage("attachments").open(name) as handle:
-        with pytest.raises(OSError, match="corrupt") as raised:
-            handle.read()
+    with (
+        ObjectstoreStorage("attachments").open(name) as handle,
+        pytest.raises(OSError, match="corrupt") as raised,
+    ):
+        handle.read()
     assert type(raised.value) is OSError
     assert repr(name) in str(raised.value)
     assert "'attachments'" in str(raised.value)
