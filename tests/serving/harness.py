@@ -32,10 +32,12 @@ class Served:
                 return int(line.split()[1])
         raise RuntimeError(f"no VmHWM in /proc/{self.pid}/status")
 
-    def download(self, path: str, block: int = 1 << 20) -> tuple[int, bytes]:
+    def download(
+        self, path: str, block: int = 1 << 20, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """GET ``path``; returns (status, first 64 KiB) after reading the whole
         body in blocks (the body is counted, not kept)."""
-        request = urllib.request.Request(self.url + path)
+        request = urllib.request.Request(self.url + path, headers=dict(headers or {}))
         try:
             response = urllib.request.urlopen(request, timeout=120)
         except urllib.error.HTTPError as exc:

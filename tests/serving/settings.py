@@ -1,9 +1,11 @@
 """Settings of the served test project, from the environment the parent sets:
 ``OBJECTSTORE_URL`` (required), ``OBJECTSTORE_KID`` and
-``OBJECTSTORE_SECRET_KEY_FILE`` (optional: no token without them)."""
+``OBJECTSTORE_SECRET_KEY_FILE`` (optional: no token without them),
+``OBJECTSTORE_USECASES`` (optional JSON, replaces the two usecases below)."""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -21,7 +23,8 @@ OBJECTSTORE = {
     "TOKEN": {"KID": _kid, "SECRET_KEY_FILE": _key_file} if _kid and _key_file else None,
     # Every download is allowed: this project only ever listens on 127.0.0.1.
     "DOWNLOAD_PERMISSION": "tests.serving.settings.allow_all",
-    "USECASES": {
+    "USECASES": json.loads(os.environ.get("OBJECTSTORE_USECASES", "null"))
+    or {
         "plain": {"COMPRESSION": "none", "EXPIRATION": "manual"},
         "attachments": {"COMPRESSION": "zstd", "EXPIRATION": "manual"},
     },
