@@ -21,7 +21,7 @@ from django_objectstore._redact import looks_secret, scrub, shown
 from django_objectstore.conf import PERMISSIONS, TOKEN_KEYS, objectstore_settings
 
 if TYPE_CHECKING:
-    from django_objectstore.client import Client, Session, Usecase
+    from django_objectstore.client import Client, SecretKey, Session, Usecase
 
 __all__ = [
     "KeyMaterialError",
@@ -35,7 +35,7 @@ __all__ = [
 
 _lock = threading.RLock()
 _client: Client | None = None
-_token: list[Any] = []  # [token] once built; a list so None can be cached
+_token: list[SecretKey | str | None] = []  # [token] once built; a list so None can be cached
 _usecases: dict[str, Usecase] = {}
 
 
@@ -49,7 +49,7 @@ class KeyMaterialError(ImproperlyConfigured):
         super().__init__(scrub(message))
 
 
-def build_token(token: object) -> Any:
+def build_token(token: object) -> SecretKey | str | None:
     """Turn ``OBJECTSTORE['TOKEN']`` into what ``Client(token=...)`` takes:
     ``None``, a pre-signed JWT string, or a ``SecretKey`` built from a dict
     with ``KID`` and ``SECRET_KEY`` (PEM text) or ``SECRET_KEY_FILE`` (path).
@@ -189,7 +189,7 @@ def _build_client() -> Client:
     )
 
 
-def get_token() -> Any:
+def get_token() -> SecretKey | str | None:
     """The configured token provider (``None``, a JWT string or a
     ``SecretKey``), built once and cached like the client."""
     if not _token:

@@ -21,33 +21,27 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Final, cast
+from typing import Final, cast
 
 from asgiref.sync import sync_to_async
-from django.core import signing
 from django.core.exceptions import PermissionDenied, SuspiciousFileOperation
 from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.urls import reverse
-from django.utils.crypto import constant_time_compare
-from django.utils.http import content_disposition_header, urlencode
+from django.utils.http import content_disposition_header
 from django.utils.module_loading import import_string
 from django.views.decorators.http import require_safe
 
 from django_objectstore.conf import objectstore_settings
 from django_objectstore.files import ObjectstoreFile
+from django_objectstore.links import download_url, valid_download_signature
 from django_objectstore.storage import ObjectstoreStorage
 
 __all__ = ["download", "parse_range", "signed_download_url"]
 
-_SALT: Final = "django_objectstore.download"
 #: Bytes per block handed to the server (one worker-thread hop each under ASGI).
 _CHUNK: Final = 256 * 1024
-#: ``expires`` is a Unix time: ASCII digits, at most 12 of them (year 33658).
-_EXPIRES: Final = re.compile(r"[0-9]{1,12}")
 #: One ``bytes=`` range bound: ASCII digits; longer values are treated as absent.
 _BOUND: Final = re.compile(r"[0-9]{1,18}")
 #: Content types safe to show inline; anything else is sent as an attachment
@@ -64,28 +58,16 @@ _INLINE_TYPES: Final = (
 )
 
 
-def _signature(usecase: str, name: str, expires: int) -> str:
-    return signing.Signer(salt=_SALT).signature(f"{usecase}\n{name}\n{expires}")
-
-
 def signed_download_url(name: str, seconds: int, *, storage: ObjectstoreStorage) -> str:
     """A link to the download view valid for ``seconds``, signed with
     Django's ``SECRET_KEY`` (no network I/O)."""
-    usecase = storage.usecase
-    name = storage.canonical_name(name)  # the view checks the canonical name
-    expires = int(time.time()) + int(seconds)
-    path = reverse("django_objectstore:download", kwargs={"usecase": usecase, "name": name})
-    query = urlencode({"expires": str(expires), "signature": _signature(usecase, name, expires)})
-    return f"{path}?{query}"
+    # Signed over the canonical name: the view checks that one.
+    return download_url(storage.usecase, storage.canonical_name(name), seconds)
 
 
 def _signed(request: HttpRequest, usecase: str, name: str) -> bool:
     expires, signature = request.GET.get("expires", ""), request.GET.get("signature", "")
-    # fullmatch, not str.isdigit(): that accepts "²" and 5,000-digit numbers,
-    # which int() then refuses (a 500 instead of a 403).
-    if not _EXPIRES.fullmatch(expires) or not signature or int(expires) < time.time():
-        return False
-    return constant_time_compare(signature, _signature(usecase, name, int(expires)))
+    return valid_download_signature(usecase, name, expires, signature)
 
 
 def _permitted(request: HttpRequest, usecase: str, name: str) -> bool:
@@ -194,7 +176,7 @@ def download(request: HttpRequest, usecase: str, name: str) -> HttpResponseBase:
     except FileNotFoundError:
         raise Http404("No such object.") from None
     size = file.size
-    meta: Any = file.metadata
+    meta = file.metadata
     try:
         byte_range = parse_range(request.headers.get("Range", ""), size)
     except ValueError:
