@@ -158,6 +158,8 @@ def test_whole_storage_and_progress_bar() -> None:
         (["testapp.LegacyUpload.id", "--usecase", "plain"], "not a file field"),
         (["testapp.LegacyUpload.file"], "Say where to copy to"),
         (["testapp.LegacyUpload.file", "--to", "nope"], "not in settings.STORAGES"),
+        (["testapp.LegacyUpload.file", "--usecase", "nope"], "not in OBJECTSTORE"),
+        (["testapp.LegacyUpload.file", "--to", "x", "--usecase", "plain"], "not both"),
         (["testapp.Note.file"], "already uses that ObjectstoreStorage"),
     ],
 )

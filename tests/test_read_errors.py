@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.test import override_settings
 
 from django_objectstore import factory
 from django_objectstore.storage import ObjectstoreStorage
@@ -29,3 +34,27 @@ def test_corrupt_zstd_is_an_oserror_naming_the_object() -> None:
     assert type(raised.value) is OSError
     assert repr(name) in str(raised.value)
     assert "'attachments'" in str(raised.value)
+
+
+def test_refused_connection_suggests_the_local_server() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = {**settings.OBJECTSTORE, "URL": f"http://127.0.0.1:{port}", "RETRIES": 0}
+    with override_settings(OBJECTSTORE=conf):
+        storage = ObjectstoreStorage("plain")
+        for call in (
+            lambda: storage.open("notes.txt"),
+            lambda: storage.save("a.txt", ContentFile(b"a")),
+        ):
+            with pytest.raises(OSError, match=r"manage\.py objectstore_server") as raised:
+                call()
+            assert "OBJECTSTORE['URL']" in str(raised.value)
+
+
+def test_missing_object_names_the_full_stored_name() -> None:
+    storage = ObjectstoreStorage("notes")
+    with pytest.raises(FileNotFoundError) as raised:
+        storage.open("org=7/reports/q3.pdf")
+    assert "'org=7/reports/q3.pdf'" in str(raised.value)
+    assert "'notes'" in str(raised.value)

@@ -32,6 +32,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 from django.utils.functional import LazyObject, empty
 
+from django_objectstore.conf import objectstore_settings
 from django_objectstore.storage import ObjectstoreStorage
 
 __all__ = ["Command"]
@@ -168,6 +169,13 @@ class Command(BaseCommand):
         if options["destination"] and options["usecase"]:
             raise CommandError("Give --to or --usecase, not both.")
         if options["usecase"]:
+            known = list(objectstore_settings.usecases)
+            if options["usecase"] not in known:
+                raise CommandError(
+                    f"--usecase {options['usecase']!r} is not in OBJECTSTORE['USECASES'] "
+                    f"(configured: {', '.join(known) or 'none'}); add it there first, since its "
+                    "compression and expiration come from that setting."
+                )
             return ObjectstoreStorage(options["usecase"])
         if options["destination"]:
             storage = _unwrap(self._storage(options["destination"], "--to"))
