@@ -111,9 +111,16 @@ def build_token(token: object) -> SecretKey | str | None:
         try:
             secret = Path(path).read_text(encoding="ascii")
         except (OSError, TypeError, UnicodeDecodeError) as exc:
+            hint = (
+                " Create it with: python manage.py objectstore_keygen "
+                f"--kid {kid} --out {shown(path)}"
+                if isinstance(exc, FileNotFoundError)
+                else ""
+            )
             raise KeyMaterialError(
                 f"OBJECTSTORE['TOKEN']['SECRET_KEY_FILE'] = {shown(path)} cannot be read: "
                 f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or 'not a PEM text file'}."
+                + hint
             ) from None
     else:
         secret = token["SECRET_KEY"]

@@ -11,9 +11,10 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management import call_command, execute_from_command_line
+from django.core.management.base import CommandError, SystemCheckError
 from django.test import override_settings
 
 from django_objectstore.server import LocalServer
@@ -99,3 +100,25 @@ def test_key_pair_works_end_to_end(tmp_path: Path) -> None:
         no_token = {"URL": server.url, "USECASES": USECASES}
         with override_settings(OBJECTSTORE=no_token), pytest.raises(PermissionError):
             ObjectstoreStorage("attachments").open(name)
+
+
+def test_runs_while_the_settings_name_the_missing_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new user writes the settings first: the key file they name does not
+    exist yet, the check says how to make it, and the command still runs."""
+    target = tmp_path / "objectstore-mysite.pem"
+    conf = {
+        **settings.OBJECTSTORE,
+        "TOKEN": {"KID": "mysite", "SECRET_KEY_FILE": str(target)},
+    }
+    with override_settings(OBJECTSTORE=conf):
+        with pytest.raises(SystemCheckError, match="objectstore_keygen --kid mysite --out"):
+            call_command("check")
+        # As from the shell (call_command() would skip the checks).
+        execute_from_command_line(
+            ["manage.py", "objectstore_keygen", "--kid", "mysite", "--out", str(target)]
+        )
+        call_command("check", stdout=StringIO())
+    assert target.exists()
+    assert "OS__AUTH__KEYS" in capsys.readouterr().out
