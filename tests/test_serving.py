@@ -88,3 +88,22 @@ def test_ranges_and_refusals_under_real_servers(
         with urllib.request.urlopen(request, timeout=30) as response:
             digest.update(response.read())
         assert digest.digest() == hashlib.sha256(b"warm-up").digest()
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_client_that_disconnects_mid_download(
+    kind: Kind, objectstore_url: str, stored: dict[str, str]
+) -> None:
+    """A browser that goes away mid-download leaves a server that still
+    answers, without having buffered the rest of the object."""
+    with served(kind, {"OBJECTSTORE_URL": objectstore_url}) as server:
+        assert server.download(f"/files/plain/{stored['small']}")[0] == 200
+        baseline = server.peak_rss_kib()
+        for _ in range(3):
+            with urllib.request.urlopen(
+                f"{server.url}/files/plain/{stored['big']}", timeout=30
+            ) as response:
+                assert len(response.read(4 * MIB)) == 4 * MIB
+        status, head = server.download(f"/files/plain/{stored['small']}")
+        assert (status, head) == (200, b"warm-up")
+        assert server.peak_rss_kib() - baseline < LIMIT_KIB
