@@ -22,7 +22,7 @@ from django.test import override_settings
 from django_objectstore.server import LocalServer
 from django_objectstore.storage import ObjectstoreStorage
 from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
-from tests.testapp.models import LegacyUpload
+from tests.testapp.models import LegacyUpload, Note
 from tests.testapp.storages import InterruptingStorage
 
 pytestmark = [pytest.mark.usefixtures("objectstore"), pytest.mark.django_db]
@@ -201,3 +201,20 @@ def test_memory_stays_bounded_for_a_big_file(tmp_path: Path) -> None:
     assert copy.digest() == digest.digest()
     grown = report["after"] - report["before"]
     assert grown < 64 * 1024, f"peak RSS grew by {grown // 1024} MiB migrating 256 MiB"
+
+
+def test_scoped_field_gets_the_scope_it_gives_new_files() -> None:
+    """A field switched to ObjectstoreFileField (scope from the row) while its
+    files are still on the old storage: copies land under each row's scope."""
+    first = default_storage.save("notes/a.txt", ContentFile(b"org five"))
+    second = default_storage.save("notes/b.txt", ContentFile(b"org six"))
+    rows = [Note.objects.create(org_id=5, file=first), Note.objects.create(org_id=6, file=second)]
+    out, _ = migrate("testapp.Note.file", "--from", "default")
+    assert "Copied 2 files" in out
+    for row, org, data in zip(rows, (5, 6), (b"org five", b"org six"), strict=True):
+        row.refresh_from_db()
+        assert row.file.name.startswith(f"org={org}/notes/")
+        with row.file.open() as handle:
+            assert handle.read() == data
+    out, _ = migrate("testapp.Note.file", "--from", "default")
+    assert "Copied 0 files (0 B); 2 already in Objectstore; 0 failed." in out

@@ -32,7 +32,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 from django.utils.functional import LazyObject, empty
 
+from django_objectstore._protocol import render_scopes
 from django_objectstore.conf import objectstore_settings
+from django_objectstore.fields import ObjectstoreFieldMixin, resolve_scope
+from django_objectstore.names import looks_like_scope
 from django_objectstore.storage import ObjectstoreStorage
 
 __all__ = ["Command"]
@@ -51,10 +54,12 @@ class _Target:
 
 @dataclass
 class _Job:
-    """One distinct stored name of one target and the rows naming it."""
+    """One distinct stored name of one target, the name to give its copy,
+    and the rows naming it."""
 
     target: _Target
     name: str
+    dest_name: str
     pks: list[Any] = field(default_factory=list)
 
 
@@ -219,17 +224,37 @@ class Command(BaseCommand):
             targets.append(_Target(label, model, f, source or _unwrap(f.storage)))
         return targets
 
-    def _jobs(self, target: _Target) -> Iterator[_Job]:
+    def _jobs(
+        self, target: _Target, dest: ObjectstoreStorage, failures: list[str]
+    ) -> Iterator[_Job]:
         column = target.field.attname
         rows = (
             target.model._default_manager.exclude(**{f"{column}__isnull": True})
             .exclude(**{column: ""})
             .order_by("pk")
-            .values_list("pk", column)
         )
-        jobs: dict[str, _Job] = {}
-        for pk, name in rows.iterator(chunk_size=1000):
-            jobs.setdefault(name, _Job(target, name)).pks.append(pk)
+        jobs: dict[tuple[str, str], _Job] = {}
+        scoped = target.field if isinstance(target.field, ObjectstoreFieldMixin) else None
+        if scoped is None or _unwrap(target.field.storage) is not dest:
+            for pk, name in rows.values_list("pk", column).iterator(chunk_size=1000):
+                jobs.setdefault((name, name), _Job(target, name, name)).pks.append(pk)
+            yield from jobs.values()
+            return
+        # The field's own storage: the copy gets the scope the field gives new files
+        # (read from each row, as when it is saved), unless the name has one already.
+        for instance in rows.iterator(chunk_size=500):
+            name = getattr(instance, column).name
+            dest_name = name
+            if not looks_like_scope(name.partition("/")[0]):
+                try:
+                    pairs = resolve_scope(instance, scoped.scope_spec(), field=target.label)
+                except ValueError as exc:
+                    failures.append(f"{target.label} {name!r} (pk {instance.pk!r}): {exc}")
+                    continue
+                dest_name = f"{render_scopes(pairs)}/{name}"
+            jobs.setdefault((name, dest_name), _Job(target, name, dest_name)).pks.append(
+                instance.pk
+            )
         yield from jobs.values()
 
     # -- one file ----------------------------------------------------------
@@ -239,7 +264,7 @@ class Command(BaseCommand):
         with source.open(job.name, "rb") as handle:
             src_size, src_sum = _digest(handle)
         with source.open(job.name, "rb") as handle:
-            new = dest.save(job.name, File(handle, name=job.name), job.target.field.max_length)
+            new = dest.save(job.dest_name, File(handle, name=job.name), job.target.field.max_length)
         with dest.open(new, "rb") as copy:
             got_size, got_sum = _digest(copy)
         if (got_size, got_sum) != (src_size, src_sum):
@@ -260,12 +285,16 @@ class Command(BaseCommand):
             )
 
     def _already_there(self, job: _Job, dest: ObjectstoreStorage, size: int | None) -> bool:
-        if not dest.exists(job.name):
+        if not dest.exists(job.dest_name):
             return False
         # The row already names an object in the destination (a renamed copy from an
         # earlier run), or a same-named, same-sized object is there (copied, then
-        # interrupted before anything else).
-        return size is None or dest.size(job.name) == size
+        # interrupted before anything else: the rows are updated now).
+        if size is not None and dest.size(job.dest_name) != size:
+            return False
+        if job.dest_name != job.name:
+            self._rename(job, dest.canonical_name(job.dest_name))
+        return True
 
     # -- the run -----------------------------------------------------------
     def handle(self, *args: Any, **options: Any) -> None:
@@ -282,7 +311,7 @@ class Command(BaseCommand):
         todo: list[tuple[_Job, int]] = []
         skipped = 0
         for target in targets:
-            for job in self._jobs(target):
+            for job in self._jobs(target, dest, failures):
                 try:
                     size = job.target.source.size(job.name)
                 except FileNotFoundError:
