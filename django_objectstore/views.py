@@ -186,11 +186,19 @@ def download(request: HttpRequest, usecase: str, name: str) -> HttpResponseBase:
         refused["Accept-Ranges"] = "bytes"
         return refused
     start, end = byte_range if byte_range is not None else (0, size - 1)
-    if start:
-        file.seek(start)
     length = max(end - start + 1, 0)
-    blocks = (_AsyncBlocks if isinstance(request, ASGIRequest) else _SyncBlocks)(file, length)
-    response = StreamingHttpResponse(blocks, status=206 if byte_range else 200)
+    status = 206 if byte_range else 200
+    response: HttpResponseBase
+    if request.method == "HEAD":
+        # Headers only: servers do not all drop a HEAD response's body, and
+        # reading the object just to discard it would cost a full download.
+        file.close()
+        response = HttpResponse(status=status)
+    else:
+        if start:
+            file.seek(start)
+        blocks = (_AsyncBlocks if isinstance(request, ASGIRequest) else _SyncBlocks)(file, length)
+        response = StreamingHttpResponse(blocks, status=status)
     content_type = getattr(meta, "content_type", None) or "application/octet-stream"
     response["Content-Type"] = content_type
     response["Content-Length"] = str(length)

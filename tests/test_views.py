@@ -180,3 +180,16 @@ def test_malformed_ranges_are_ignored(storage: ObjectstoreStorage) -> None:
         response = Client().get(url, headers={"Range": header})
         assert response.status_code == 200, header
         assert body(response) == DATA
+
+
+def test_head_sends_headers_only(storage: ObjectstoreStorage) -> None:
+    name = storage.save("numbers.txt", ContentFile(DATA))
+    url = storage.url(name)
+    response = Client().head(url)
+    assert response.status_code == 200
+    assert response["Content-Length"] == str(len(DATA))
+    assert response.content == b""
+    response = Client().head(url, headers={"Range": "bytes=10-19"})
+    assert response.status_code == 206
+    assert response["Content-Length"] == "10"
+    assert response["Content-Range"] == f"bytes 10-19/{len(DATA)}"
