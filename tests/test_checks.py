@@ -15,6 +15,7 @@ from django.test import override_settings
 
 from django_objectstore import checks, factory
 from django_objectstore.client import TimeToLive
+from django_objectstore.conf import objectstore_settings
 
 KEYS = Path(__file__).parent / "keys"
 PRIVATE = KEYS / "test_kid.private.pem"
@@ -300,3 +301,15 @@ def test_no_key_material_in_any_message(secret: str, place: str, capsys: Any) ->
         texts += [str(built.value), repr(built.value)]
     for fragment in _secret_fragments(secret):
         assert all(fragment not in text for text in texts), (place, texts)
+
+
+@pytest.mark.parametrize("key", ["URL", "PUBLIC_URL"])
+def test_no_key_material_when_settings_are_read_at_run_time(key: str) -> None:
+    """Outside manage.py check: the error a storage raises on first use."""
+    with (
+        override_settings(OBJECTSTORE=with_(**{key: SECRET_PEM})),
+        pytest.raises(ImproperlyConfigured) as raised,
+    ):
+        getattr(objectstore_settings, key.lower())
+    assert all(line not in str(raised.value) for line in _secret_fragments(SECRET_PEM))
+    assert "looks like key material" in str(raised.value)
