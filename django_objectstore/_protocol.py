@@ -16,6 +16,7 @@ from typing import Final, Literal
 from urllib.parse import unquote
 
 __all__ = [
+    "AUTH_ERROR_PREFIX",
     "EMPTY_SCOPES",
     "HEADER_AUTH",
     "HEADER_EXPIRATION",
@@ -52,6 +53,7 @@ __all__ = [
     "format_timestamp",
     "invalid_scope_char",
     "invalid_usecase",
+    "is_auth_refusal",
     "parse_content_range",
     "parse_duration",
     "parse_expiration",
@@ -71,6 +73,21 @@ HEADER_ORIGIN: Final = "x-sn-origin"
 HEADER_FILENAME: Final = "x-sn-filename"
 HEADER_SIZE: Final = "x-sn-size"
 HEADER_META_PREFIX: Final = "x-snme-"
+
+# -- errors (sections 8.1 and 9.6) --------------------------------------------
+
+#: Every authentication/authorization error detail starts with this.
+AUTH_ERROR_PREFIX: Final = "auth error: "
+
+
+def is_auth_refusal(status: int | None, body: str | None) -> bool:
+    """Whether a failed response refused the request's credentials: 401 and
+    403 always; 400 only with an auth error detail (no token, a JWT without
+    ``kid``, malformed pre-signed parameters), which is otherwise a bad request."""
+    if status in (401, 403):
+        return True
+    return status == 400 and AUTH_ERROR_PREFIX in (body or "")
+
 
 #: Longest validity of a pre-signed URL the server accepts (section 10.1).
 MAX_PRESIGN_SECONDS: Final = 7 * 24 * 3600
