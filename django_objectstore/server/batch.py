@@ -129,7 +129,7 @@ def _run_one(
         if kind == "insert":
             meta = meta_from_headers(RequestHeaders(list(headers)), service.now())
             service.check_policy(ident.usecase, meta)
-            with service.backend_slot():
+            with service.backend_slot(bulk=True):
                 writer = service.backend.writer(ident, meta)
                 try:
                     writer.write(body)
@@ -139,11 +139,11 @@ def _run_one(
                     raise
             result = _Result(index, 201)
         elif kind == "delete":
-            with service.backend_slot():
+            with service.backend_slot(bulk=True):
                 service.backend.delete(ident)
             result = _Result(index, 204)
         else:
-            with service.backend_slot():
+            with service.backend_slot(bulk=True):
                 found = service.open_live(ident)
             if found is None:
                 result = _Result(index, 404)

@@ -228,9 +228,10 @@ class Service:
         self.min_part_size: int | None = None
 
     @contextlib.contextmanager
-    def backend_slot(self) -> Iterator[None]:
-        """Hold one of the backend concurrency permits; 429 when none is free."""
-        with self.concurrency.permit() as acquired:
+    def backend_slot(self, *, bulk: bool = False) -> Iterator[None]:
+        """Hold one of the backend concurrency permits (``bulk`` for batch
+        operations, which may use only a share of them); 429 when none is free."""
+        with self.concurrency.permit(bulk=bulk) as acquired:
             if not acquired:
                 raise ClientError(429, "service error: concurrency limit reached")
             yield
