@@ -24,6 +24,7 @@ from django_objectstore._protocol import (
     parse_unsigned,
 )
 from django_objectstore.server.auth import AuthError, Authorization
+from django_objectstore.server.batch import run_batch
 from django_objectstore.server.headers import HeaderError, RequestHeaders, read_headers
 from django_objectstore.server.service import (
     REASONS,
@@ -35,6 +36,7 @@ from django_objectstore.server.service import (
     meta_from_headers,
     meta_headers,
 )
+from django_objectstore.server.spool import spooled
 from django_objectstore.server.storage import (
     Identity,
     StoredObject,
@@ -49,7 +51,6 @@ BUFFER = 256 * 1024
 _BODY_BLOCK = 1024 * 1024
 _DRAIN_LIMIT = 64 * 1024 * 1024
 _COMPLETE_LIMIT = 2 * 1024 * 1024
-_BATCH_LIMIT = 1024 * 1024 * 1024
 _REDACTED = frozenset({"os_auth", "os_sig"})
 _VERSION = re.compile(r"HTTP/([0-9]{1,10})\.([0-9]{1,10})")
 
@@ -491,6 +492,24 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(head + body)
         self._sent += len(body)
 
+    def send_stream(
+        self, status: int, headers: list[tuple[str, str]], chunks: Iterable[bytes]
+    ) -> None:
+        """Send ``chunks`` as they come: chunked for HTTP/1.1, else until close."""
+        chunked = self.request_version == "HTTP/1.1"
+        if not chunked:
+            self.close_connection = True
+        framing = [("transfer-encoding", "chunked")] if chunked else []
+        self.wfile.write(self._head(status, [*headers, *framing]))
+        for chunk in chunks:
+            if chunked:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            else:
+                self.wfile.write(chunk)
+            self._sent += len(chunk)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
     def send_json(self, status: int, payload: object) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         self.send_simple(status, body, [("content-type", "application/json")])
@@ -858,18 +877,17 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _batch_post(
         self, service: Service, auth: Authorization, ident: Identity, query: dict[str, str]
     ) -> None:
-        from django_objectstore.server.batch import run_batch
-
         content_type = self.headers.get("content-type") or ""
         boundary = _form_boundary(content_type)
         if boundary is None:
             self.send_text(400, "Invalid `boundary` for `multipart/form-data` request")
             return
-        raw = self.read_body(_BATCH_LIMIT)
         out_boundary = f"os-boundary-{uuid.uuid4().hex}"
-        body = run_batch(service, auth, ident, boundary, raw, out_boundary)
-        self.send_simple(
-            200, body, [("content-type", f'multipart/form-data; boundary="{out_boundary}"')]
+        answer = run_batch(service, auth, ident, boundary, self.body(), out_boundary)
+        self.send_stream(
+            200,
+            [("content-type", f'multipart/form-data; boundary="{out_boundary}"')],
+            spooled(answer, name="objectstore-batch"),
         )
 
 
