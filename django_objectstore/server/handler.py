@@ -26,6 +26,8 @@ from django_objectstore._protocol import (
 from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.batch import run_batch
 from django_objectstore.server.headers import HeaderError, RequestHeaders, read_headers
+from django_objectstore.server.keda import CONTENT_TYPE as KEDA_CONTENT_TYPE
+from django_objectstore.server.keda import keda_text
 from django_objectstore.server.service import (
     REASONS,
     SERVER_HEADER,
@@ -650,32 +652,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             else:
                 self.send_text(200, "OK")
         else:
-            counters = service.counters
-            body = (
-                "# TYPE objectstore_requests_total counter\n"
-                f"objectstore_requests_total {counters.requests}\n"
-                "# TYPE objectstore_bytes_total counter\n"
-                f"objectstore_bytes_total {counters.bytes}\n"
-                "# TYPE objectstore_requests_in_flight gauge\n"
-                f"objectstore_requests_in_flight {counters.in_flight}\n"
-                "# TYPE objectstore_tasks_running gauge\n"
-                f"objectstore_tasks_running {service.concurrency.running}\n"
-            )
-            if service.max_requests is not None:
-                body += (
-                    "# TYPE objectstore_requests_limit gauge\n"
-                    f"objectstore_requests_limit {service.max_requests}\n"
-                )
-            if service.concurrency.limit is not None:
-                body += (
-                    "# TYPE objectstore_tasks_limit gauge\n"
-                    f"objectstore_tasks_limit {service.concurrency.limit}\n"
-                )
-            self.send_simple(
-                200,
-                body.encode("ascii"),
-                [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-            )
+            body = keda_text(service).encode("ascii")
+            self.send_simple(200, body, [("content-type", KEDA_CONTENT_TYPE)])
 
     # -- single objects ------------------------------------------------------
 
