@@ -308,7 +308,8 @@ def load_config(
         unknown = _unknown_part((str(name),), value)
         if unknown is not None:
             warnings.append(f"config file: unknown setting {'.'.join(unknown)!r} ignored")
-            continue
+            if len(unknown) == 1:
+                continue
         _merge(tree, (str(name),), value)
     layered: list[tuple[tuple[str, ...], str, Any]] = []
     for name, text in env.items():
@@ -316,9 +317,13 @@ def load_config(
             continue
         path = tuple(part.lower() for part in name[len(PREFIX) :].split("__"))
         value = env_value(name, text)
-        if "" in path or _unknown_part(path, value) is not None:
+        unknown = None if "" in path else _unknown_part(path, value)
+        if "" in path or (unknown is not None and len(unknown) <= len(path)):
             warnings.append(f"{name} names no setting of the local server; ignored")
             continue
+        if unknown is not None:  # a known setting whose dictionary has an unknown key
+            inner = ".".join(unknown[len(path) :])
+            warnings.append(f"{name}: unknown setting {inner!r} in its value ignored")
         layered.append((path, name, value))
     # Dictionary forms first, so a more specific variable overrides them.
     for path, _, value in sorted(layered, key=lambda item: (len(item[0]), item[1])):
