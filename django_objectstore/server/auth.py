@@ -25,10 +25,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django_objectstore._protocol import (
     HEADER_AUTH,
     MAX_PRESIGN_SECONDS,
-    loads_json,
-    parse_unsigned,
     presign_canonical_string,
 )
+from django_objectstore._protocol_parsing import loads_json, parse_unsigned
 from django_objectstore.server.config import PERMISSIONS, ConfigError, KeyConfig
 from django_objectstore.server.headers import RequestHeaders
 

@@ -16,13 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
-from django_objectstore._protocol import (
-    U32_MAX,
-    loads_json,
-    parse_range,
-    parse_scopes,
-    parse_unsigned,
-)
+from django_objectstore._protocol import parse_scopes
+from django_objectstore._protocol_parsing import U32_MAX, loads_json, parse_range, parse_unsigned
 from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.batch import run_batch
 from django_objectstore.server.headers import HeaderError, RequestHeaders, read_headers

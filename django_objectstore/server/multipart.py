@@ -3,7 +3,7 @@ assembly of the listed parts into one object."""
 
 from __future__ import annotations
 
-from django_objectstore._protocol import loads_json
+from django_objectstore._protocol_parsing import loads_json
 from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.service import ClientError, Service
 from django_objectstore.server.storage import Identity, UploadNotFound
