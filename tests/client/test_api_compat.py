@@ -1,12 +1,11 @@
 """The public API matches the official client's: every public name exists,
 with the same parameter names, kinds and defaults.
 
-The installed official client (0.2.0 in the default tox environments, 0.2.10
-in ``official-latest`` and the development venv) is inspected live. 0.2.10's
-API is also stored in ``official_0_2_10_api.json`` (inspected from the
-published package with the same code as ``official_api`` below), so every
-environment checks it; the snapshot covers every public submodule of 0.2.10,
-``tracing`` included.
+The installed official client (0.2.10 in the default tox envs, 0.2.0 in
+``official-0.2.0``) is inspected live; 0.2.10's API (inspected once from the
+published wheel, with the same code as ``official_api`` below) is also stored
+in ``official_0_2_10_api.json``, so both are checked whichever is installed.
+The snapshot covers every public submodule of 0.2.10, ``tracing`` included.
 """
 
 from __future__ import annotations
