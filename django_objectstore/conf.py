@@ -54,6 +54,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "MULTIPART_THRESHOLD": None,
     "MULTIPART_PART_SIZE": None,
     "URL_BUCKET_SECONDS": None,
+    "DEFAULT_USECASE": None,
 }
 KNOWN_KEYS: Final = frozenset({"URL", *DEFAULTS})
 TOKEN_KEYS: Final = frozenset(
@@ -219,6 +220,19 @@ class ObjectstoreSettings:
     @property
     def download_permission(self) -> str | Callable[..., bool] | None:
         value: str | Callable[..., bool] | None = self._get("DOWNLOAD_PERMISSION")
+        return value
+
+    @property
+    def default_usecase(self) -> str | None:
+        """The usecase of storages built without one (``DEFAULT_USECASE``)."""
+        value = self._get("DEFAULT_USECASE")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ImproperlyConfigured(
+                f"OBJECTSTORE['DEFAULT_USECASE'] must be the name of a usecase in "
+                f"OBJECTSTORE['USECASES'], got {value!r}."
+            )
         return value
 
     def usecase(self, name: str) -> Mapping[str, Any]:

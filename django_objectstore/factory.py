@@ -8,6 +8,7 @@ and rebuilt after ``OBJECTSTORE`` changes (``override_settings`` sends
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -252,6 +253,16 @@ def reset() -> None:
             old.close()
         _usecases.clear()
         _token.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The shared client is fork-safe and stays; the lock guarding it must not
+    # be inherited held by a thread that does not exist in the child.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @receiver(setting_changed)

@@ -21,8 +21,8 @@ from typing import IO, Any, Final
 import zstandard
 from django.core.files.base import File
 
-from django_objectstore.client import Metadata, RequestError, Session
-from django_objectstore.errors import missing, storage_error
+from django_objectstore.client import Metadata, Session
+from django_objectstore.errors import CLIENT_ERRORS, missing, storage_error
 
 __all__ = [
     "BLOCK_SIZE",
@@ -84,7 +84,7 @@ class RemoteObject:
         """The object's metadata (one HEAD); ``FileNotFoundError`` if missing."""
         try:
             meta = self.session.head(self.key)
-        except RequestError as exc:
+        except CLIENT_ERRORS as exc:
             raise storage_error(exc, self.name, self.usecase) from exc
         if meta is None:
             raise missing(self.name, self.usecase)
@@ -104,7 +104,7 @@ class RemoteObject:
         read from 0 (a zstd stream cannot be entered in the middle)."""
         try:
             response = self.session.get_range(self.key, start)
-        except RequestError as exc:
+        except CLIENT_ERRORS as exc:
             raise storage_error(exc, self.name, self.usecase) from exc
         if response is None:
             raise missing(self.name, self.usecase)
@@ -138,7 +138,7 @@ class RemoteObject:
                 return int(meta.size)
             try:
                 response = self.session.get_range(self.key, 0, 0)
-            except RequestError as exc:
+            except CLIENT_ERRORS as exc:
                 raise storage_error(exc, self.name, self.usecase) from exc
             if response is None:
                 raise missing(self.name, self.usecase)

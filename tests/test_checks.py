@@ -33,7 +33,8 @@ GOOD = {
 
 def ids(conf: Any) -> list[str]:
     with override_settings(OBJECTSTORE=conf):
-        return [m.id for m in checks.check_settings() + checks.check_fields()]  # type: ignore[misc]
+        found = checks.check_settings() + checks.check_fields() + checks.check_site_storages()
+        return [m.id for m in found]
 
 
 def with_(**changes: Any) -> dict[str, Any]:
@@ -176,6 +177,68 @@ def test_e013_storages_entry_with_unconfigured_usecase() -> None:
             assert ids(GOOD).count("django_objectstore.E013") == expected, options
 
 
+def test_e013_storage_without_usecase_is_fine_with_default_usecase() -> None:
+    from django.conf import settings
+
+    entry = {"BACKEND": "django_objectstore.storage.ObjectstoreStorage"}
+    with override_settings(STORAGES={**settings.STORAGES, "objects": entry}):
+        assert ids(GOOD) == ["django_objectstore.E013"]
+        assert ids(with_(DEFAULT_USECASE="images")) == []
+
+
+@pytest.mark.parametrize("default", ["nope", 42, ""])
+def test_e014_default_usecase_not_configured(default: object) -> None:
+    assert ids(with_(DEFAULT_USECASE=default)) == ["django_objectstore.E014"]
+
+
+SITE = "django_objectstore.storage.ObjectstoreStorage"
+
+
+@pytest.mark.parametrize("alias", ["default", "staticfiles"])
+def test_w005_site_storage_in_an_expiring_usecase(alias: str) -> None:
+    from django.conf import settings
+
+    for usecase, expected in (("attachments", 1), ("plain", 1), ("images", 0)):
+        entry = {"BACKEND": SITE, "OPTIONS": {"usecase": usecase}}
+        with override_settings(STORAGES={**settings.STORAGES, alias: entry}):
+            found = ids(GOOD)
+            assert found.count("django_objectstore.W005") == expected, usecase
+            assert set(found) <= {"django_objectstore.W005"}
+    other = {"BACKEND": SITE, "OPTIONS": {"usecase": "attachments"}}
+    with override_settings(STORAGES={**settings.STORAGES, "uploads": other}):
+        assert ids(GOOD) == []
+    by_default = {"BACKEND": SITE}
+    with override_settings(STORAGES={**settings.STORAGES, alias: by_default}):
+        assert ids(with_(DEFAULT_USECASE="attachments")) == ["django_objectstore.W005"]
+
+
+def test_w005_message_says_what_vanishes() -> None:
+    from django.conf import settings
+
+    entry = {"BACKEND": SITE, "OPTIONS": {"usecase": "attachments"}}
+    with override_settings(STORAGES={**settings.STORAGES, "default": entry}, OBJECTSTORE=GOOD):
+        (warning,) = checks.check_site_storages()
+    assert "'tti:30d'" in warning.msg
+    assert "vanish" in warning.msg
+    assert warning.hint is not None
+    assert "'manual'" in warning.hint
+
+
+@pytest.mark.parametrize(
+    "options", [{"server_chosen_keys": True}, {"key_from_name": False}], ids=["option", "legacy"]
+)
+def test_w006_server_chosen_keys_for_site_storages(options: dict[str, Any]) -> None:
+    from django.conf import settings
+
+    entry = {"BACKEND": SITE, "OPTIONS": {"usecase": "images", **options}}
+    for alias, expected in (("default", 1), ("staticfiles", 1), ("private", 0)):
+        with override_settings(STORAGES={**settings.STORAGES, alias: entry}):
+            assert ids(GOOD).count("django_objectstore.W006") == expected, alias
+    keyed = {"BACKEND": SITE, "OPTIONS": {"usecase": "images"}}
+    with override_settings(STORAGES={**settings.STORAGES, "default": keyed}):
+        assert ids(GOOD) == []
+
+
 def test_w001_usecase_without_expiration() -> None:
     conf = with_(USECASES={**GOOD["USECASES"], "extra": {}})
     assert ids(conf) == ["django_objectstore.W001"]
@@ -200,6 +263,7 @@ def test_w004_long_token_expiry() -> None:
 def test_checks_are_registered() -> None:
     assert checks.check_settings in _registered()
     assert checks.check_fields in _registered()
+    assert checks.check_site_storages in _registered()
     with override_settings(OBJECTSTORE=with_(URL="nope")), pytest.raises(SystemCheckError) as info:
         call_command("check")
     assert "django_objectstore.E002" in str(info.value)

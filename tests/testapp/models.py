@@ -57,7 +57,7 @@ class Note(models.Model):
     file = ObjectstoreFileField(
         usecase="notes",
         upload_to="notes/%Y/",
-        storage=ObjectstoreStorage("notes", key_from_name=True),
+        storage=ObjectstoreStorage("notes"),
     )
 
     def __str__(self) -> str:
