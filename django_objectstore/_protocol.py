@@ -251,7 +251,10 @@ for _names, _nanos in (
     for _name in _names:
         _NANOS_PER_UNIT[_name] = _nanos
 
-_SPAN = re.compile(r"\s*(\d+)(?:\.(\d+))?\s*([A-Za-zµ]*)")
+# ASCII digits only, and few enough that the total stays computable; the
+# total must fit a timestamp (Python's datetime ends in the year 9999).
+_SPAN = re.compile(r"\s*([0-9]{1,30})(?:\.([0-9]{1,30}))?\s*([A-Za-zµ]*)")
+_MAX_DURATION: Final = timedelta(days=999_999_999)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -290,6 +293,8 @@ def parse_duration(text: str) -> timedelta:
         spans += 1
     if spans == 0:
         raise ValueError("invalid duration: empty")
+    if nanos > _MAX_DURATION.days * 86_400 * 10**9:
+        raise ValueError(f"invalid duration {text[:40]!r}: longer than {_MAX_DURATION.days} days")
     # timedelta keeps microseconds; sub-microsecond parts are dropped.
     return timedelta(microseconds=nanos // 1_000)
 
