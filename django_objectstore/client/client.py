@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from urllib3.response import HTTPResponse
 
-from django_objectstore import __version__, _protocol
+from django_objectstore import __version__, _protocol, _protocol_parsing
 from django_objectstore.client import presign
 from django_objectstore.client._download import (
     GetResponse,
@@ -356,7 +356,7 @@ class Session(SessionCore):
         if type(start) is not int or (end is not None and type(end) is not int):
             raise TypeError("start and end must be integers")
         headers = self._request_headers()
-        headers["Range"] = _protocol.format_byte_range(start, end)
+        headers["Range"] = _protocol_parsing.format_byte_range(start, end)
         with storage_span("get", self._usecase, self._scope, key=key) as span:
             response = self._open_get(key, headers, span)
             if response is None:
