@@ -576,8 +576,8 @@ def _ab_rows(ctx: Context, client_rows: list[tuple[str, str]]) -> list[str]:
         f"### A/B: baseline `{ctx.baseline}` against ours",
         "",
         "| Scenario | Baseline wall s | Ours wall s | Ours speed-up (median of pairs) [min-max]"
-        " | n |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        " | Baseline CPU s | Ours CPU s | n |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, label in client_rows:
         pairs = [p for p in ctx.results.get(name) or [] if "base" in p and "ours" in p]
@@ -587,7 +587,9 @@ def _ab_rows(ctx: Context, client_rows: list[tuple[str, str]]) -> list[str]:
         lines.append(
             f"| {label} | {_fmt(_med(_impl_values(pairs, 'base', 'wall')), 3)} | "
             f"{_fmt(_med(_impl_values(pairs, 'ours', 'wall')), 3)} | "
-            f"{_fmt(_med(ratios))}x [{_fmt(min(ratios))}-{_fmt(max(ratios))}] | {len(pairs)} |"
+            f"{_fmt(_med(ratios))}x [{_fmt(min(ratios))}-{_fmt(max(ratios))}] | "
+            f"{_fmt(_med(_impl_values(pairs, 'base', 'cpu')))} | "
+            f"{_fmt(_med(_impl_values(pairs, 'ours', 'cpu')))} | {len(pairs)} |"
         )
     return [*lines, ""]
 
