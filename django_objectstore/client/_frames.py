@@ -37,7 +37,7 @@ from django_objectstore.client._zstd import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["MAX_FRAME", "FrameDecoder"]
+__all__ = ["MAX_FRAME", "FrameDecoder", "Prefixed", "truncated"]
 
 #: Largest recorded frame size decompressed whole (in memory).
 MAX_FRAME: Final = 4 * 1024 * 1024
@@ -47,7 +47,7 @@ MAX_FRAME: Final = 4 * 1024 * 1024
 _MAX_COMPRESSED: Final = MAX_FRAME + MAX_FRAME // 1024 + 1024
 
 
-class _Prefixed(io.RawIOBase):
+class Prefixed(io.RawIOBase):
     """``prefix`` followed by the rest of ``source``."""
 
     def __init__(self, prefix: bytes, source: IO[bytes]) -> None:
@@ -78,7 +78,7 @@ class _Prefixed(io.RawIOBase):
         super().close()
 
 
-def _truncated() -> zstandard.ZstdError:
+def truncated() -> zstandard.ZstdError:
     return zstandard.ZstdError(
         "zstd data ends in the middle of a frame: the stored object is truncated"
     )
@@ -128,7 +128,7 @@ class FrameDecoder(io.RawIOBase):
         self._splitting = False
         prefix, self._buffer = bytes(self._buffer), bytearray()
         self._rest = zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], _Prefixed(prefix, self._source)),
+            cast(IO[bytes], Prefixed(prefix, self._source)),
             read_size=BLOCK_SIZE,
             read_across_frames=True,
         )
@@ -151,7 +151,7 @@ class FrameDecoder(io.RawIOBase):
             return None
         while True:
             if not self._have(position + BLOCK_HEADER):
-                raise _truncated()
+                raise truncated()
             last, kind, size = parse_block_header(buffer[position : position + BLOCK_HEADER])
             if kind == BLOCK_RESERVED:
                 return None  # corrupt
@@ -163,7 +163,7 @@ class FrameDecoder(io.RawIOBase):
         if params.has_checksum:
             position += CHECKSUM
         if not self._have(position):
-            raise _truncated()
+            raise truncated()
         return position
 
     def _fill(self) -> None:
