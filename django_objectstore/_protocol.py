@@ -26,20 +26,35 @@ __all__ = [
     "HEADER_SIZE",
     "HEADER_TIME_CREATED",
     "HEADER_TIME_EXPIRES",
-    "MAX_KEY_SEGMENT_BYTES",
     "MAX_PRESIGN_SECONDS",
+    "MULTIPART_RESOURCE",
+    "OBJECTS_RESOURCE",
+    "PARAM_AUTH",
+    "PARAM_DURATION",
+    "PARAM_KID",
+    "PARAM_SIG",
+    "PARAM_TIMESTAMP",
+    "PERMISSIONS",
+    "PERMISSION_DELETE",
+    "PERMISSION_READ",
+    "PERMISSION_WRITE",
+    "USECASE_CHARS",
+    "USECASE_MAX_LENGTH",
+    "USECASE_MIN_LENGTH",
     "ExpirationKind",
     "canonical_query",
     "decode_header_value",
     "encode_header_value",
     "encode_path",
     "encode_query_value",
+    "format_byte_range",
     "format_duration",
     "format_expiration",
     "format_timestamp",
-    "invalid_key_reason",
     "invalid_scope_char",
+    "invalid_usecase",
     "is_auth_refusal",
+    "parse_content_range",
     "parse_duration",
     "parse_expiration",
     "parse_scopes",
@@ -77,35 +92,47 @@ def is_auth_refusal(status: int | None, body: str | None) -> bool:
 #: Longest validity of a pre-signed URL the server accepts (section 10.1).
 MAX_PRESIGN_SECONDS: Final = 7 * 24 * 3600
 
-# -- keys (section 3.3) -------------------------------------------------------
+# -- resources (section 2) ---------------------------------------------------
 
-#: Longest ``/``-separated key segment the filesystem backends can store.
-MAX_KEY_SEGMENT_BYTES: Final = 255
+#: First path segments after ``/v1/`` of single objects and of multipart uploads
+#: (whose actions append ``:parts`` or ``:complete``).
+OBJECTS_RESOURCE: Final = "objects"
+MULTIPART_RESOURCE: Final = "objects:multipart"
+
+# -- tokens and permissions (sections 9.2 and 9.3) ---------------------------
+
+#: Query parameter carrying a JWT (no ``Bearer`` prefix).
+PARAM_AUTH: Final = "os_auth"
+PERMISSION_READ: Final = "object.read"
+PERMISSION_WRITE: Final = "object.write"
+PERMISSION_DELETE: Final = "object.delete"
+PERMISSIONS: Final = (PERMISSION_READ, PERMISSION_WRITE, PERMISSION_DELETE)
+
+# -- pre-signed URL query parameters (section 10.1) --------------------------
+
+PARAM_KID: Final = "os_kid"
+PARAM_TIMESTAMP: Final = "os_timestamp"
+PARAM_DURATION: Final = "os_duration"
+PARAM_SIG: Final = "os_sig"
+
+# -- usecases (section 3.1) --------------------------------------------------
+
+USECASE_MIN_LENGTH: Final = 3
+USECASE_MAX_LENGTH: Final = 64
+USECASE_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
-def invalid_key_reason(key: str) -> str | None:
-    """Why ``key`` cannot be stored under the same name everywhere, or
-    ``None``: it must be non-empty valid UTF-8 without control characters,
-    without empty, ``.`` or ``..`` segments (servers reject them or
-    normalise them away) and without segments longer than
-    ``MAX_KEY_SEGMENT_BYTES`` (filesystem backends cannot store them)."""
-    if not key:
-        return "it is empty"
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        return "it is not valid UTF-8 (it contains a lone surrogate)"
-    control = next((c for c in key if ord(c) < 0x20 or ord(c) == 0x7F), None)
-    if control is not None:
-        return f"it contains the control character {control!r}"
-    for segment in key.split("/"):
-        if segment in ("", ".", ".."):
-            return "it has an empty, '.' or '..' path segment"
-        if len(segment.encode("utf-8")) > MAX_KEY_SEGMENT_BYTES:
-            return (
-                f"its segment {segment[:20]!r}... is longer than {MAX_KEY_SEGMENT_BYTES} "
-                "bytes (UTF-8)"
-            )
+def invalid_usecase(name: str) -> str | None:
+    """Why ``name`` is not a usecase name clients may use (3-64 characters
+    from ``A-Z a-z 0-9 _ -``; the server itself only rejects empty names), or
+    ``None`` when it is one."""
+    if not USECASE_MIN_LENGTH <= len(name) <= USECASE_MAX_LENGTH:
+        return (
+            f"usecase name must be {USECASE_MIN_LENGTH}-{USECASE_MAX_LENGTH} ASCII "
+            f"characters long, got {name!r}"
+        )
+    if not set(name) <= USECASE_CHARS:
+        return f"usecase name must contain only ASCII letters, digits, '_' or '-', got {name!r}"
     return None
 
 
@@ -190,7 +217,10 @@ for _names, _nanos in (
     for _name in _names:
         _NANOS_PER_UNIT[_name] = _nanos
 
-_SPAN = re.compile(r"\s*(\d+)(?:\.(\d+))?\s*([A-Za-zµ]*)")
+# ASCII digits only, and few enough that the total stays computable; the
+# total must fit a timestamp (Python's datetime ends in the year 9999).
+_SPAN = re.compile(r"\s*([0-9]{1,30})(?:\.([0-9]{1,30}))?\s*([A-Za-zµ]*)")
+_MAX_DURATION: Final = timedelta(days=999_999_999)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -229,6 +259,8 @@ def parse_duration(text: str) -> timedelta:
         spans += 1
     if spans == 0:
         raise ValueError("invalid duration: empty")
+    if nanos > _MAX_DURATION.days * 86_400 * 10**9:
+        raise ValueError(f"invalid duration {text[:40]!r}: longer than {_MAX_DURATION.days} days")
     # timedelta keeps microseconds; sub-microsecond parts are dropped.
     return timedelta(microseconds=nanos // 1_000)
 
@@ -364,7 +396,7 @@ def canonical_query(raw_query: str) -> str:
             continue
         name, sep, value = piece.partition("=")
         name = name.lower()
-        if name == "os_sig":
+        if name == PARAM_SIG:
             continue
         pieces.append(f"{name}={value}" if sep else name)
     pieces.sort()
@@ -378,3 +410,37 @@ def presign_canonical_string(method: str, raw_path: str, raw_query: str) -> str:
     if method == "HEAD":
         method = "GET"
     return f"{method}\n{raw_path}\n{canonical_query(raw_query)}"
+
+
+# -- byte ranges (section 7) -------------------------------------------------
+
+
+def format_byte_range(start: int, end: int | None) -> str:
+    """The ``Range`` value for stored bytes ``start``..``end`` (inclusive;
+    ``end=None`` reads to the end; a negative ``start`` without ``end`` reads
+    the last ``-start`` bytes). ``ValueError`` for ranges that say nothing."""
+    if start < 0:
+        if end is not None:
+            raise ValueError("a suffix range (negative start) takes no end")
+        return f"bytes={start}"
+    if end is None:
+        return f"bytes={start}-"
+    if end < start:
+        raise ValueError(f"range end {end} is before start {start}")
+    return f"bytes={start}-{end}"
+
+
+def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]:
+    """``bytes 0-4/22`` -> (0, 4, 22); ``bytes */22`` -> (None, None, 22);
+    an unknown total (``*``) is ``None``. ``ValueError`` if malformed."""
+    unit, _, rest = value.strip().partition(" ")
+    span, slash, total_text = rest.partition("/")
+    if unit.lower() != "bytes" or not slash:
+        raise ValueError(f"invalid Content-Range {value!r}")
+    total = None if total_text == "*" else int(total_text)
+    if span == "*":
+        return None, None, total
+    first, dash, last = span.partition("-")
+    if not dash:
+        raise ValueError(f"invalid Content-Range {value!r}")
+    return int(first), int(last), total

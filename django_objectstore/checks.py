@@ -39,6 +39,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from django_objectstore._redact import scrub
 from django_objectstore.client.client import MIN_MULTIPART_PART_SIZE
 from django_objectstore.conf import (
     COMPRESSIONS,
@@ -61,12 +62,14 @@ _USECASE_NAME = re.compile(r"[A-Za-z0-9_-]{3,64}")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+# Every message goes through scrub(): a key pasted into any setting (URL,
+# SECRET_KEY_FILE, a hook path...) is never printed by manage.py check.
 def _e(n: int, msg: str, hint: str | None = None, obj: Any = None) -> Error:
-    return Error(msg, hint=hint, obj=obj, id=f"django_objectstore.E{n:03d}")
+    return Error(scrub(msg), hint=hint and scrub(hint), obj=obj, id=f"django_objectstore.E{n:03d}")
 
 
 def _w(n: int, msg: str, hint: str | None = None) -> Warning:
-    return Warning(msg, hint=hint, id=f"django_objectstore.W{n:03d}")
+    return Warning(scrub(msg), hint=hint and scrub(hint), id=f"django_objectstore.W{n:03d}")
 
 
 @register(Tags.compatibility)

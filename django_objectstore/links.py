@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Final
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 _SALT: Final = "django_objectstore.download"
+#: ``expires`` is a Unix time: ASCII digits, at most 12 of them (year 33658).
+_EXPIRES: Final = re.compile(r"[0-9]{1,12}")
 
 
 def download_signature(usecase: str, name: str, expires: int) -> str:
@@ -62,7 +65,9 @@ def download_url(usecase: str, name: str, seconds: int) -> str:
 def valid_download_signature(usecase: str, name: str, expires: str, signature: str) -> bool:
     """Whether a link's ``expires`` and ``signature`` query values are
     authentic and not yet expired."""
-    if not expires.isdigit() or not signature or int(expires) < time.time():
+    # fullmatch, not str.isdigit(): that accepts "²" and 5,000-digit numbers,
+    # which int() then refuses (a 500 instead of a 403).
+    if not _EXPIRES.fullmatch(expires) or not signature or int(expires) < time.time():
         return False
     return constant_time_compare(signature, download_signature(usecase, name, int(expires)))
 

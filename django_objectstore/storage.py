@@ -38,9 +38,9 @@ from django.utils.deconstruct import deconstructible
 
 from django_objectstore import factory
 from django_objectstore._protocol import MAX_PRESIGN_SECONDS, render_scopes
-from django_objectstore.client import Metadata, RequestError, SecretKey, Session
+from django_objectstore.client import Metadata, SecretKey, Session
 from django_objectstore.conf import objectstore_settings
-from django_objectstore.errors import storage_error
+from django_objectstore.errors import CLIENT_ERRORS, storage_error
 from django_objectstore.files import SIZE_METADATA_KEY, ObjectstoreFile, RemoteObject
 from django_objectstore.links import bucketed_presigned_url, download_path, download_url
 from django_objectstore.names import ScopePairs, join_name, scope_pairs, split_name
@@ -252,7 +252,7 @@ class ObjectstoreStorage(Storage):
             stored = self._put(
                 session, body.data, key=None if self.server_chosen_keys else key, **options
             )
-        except RequestError as exc:
+        except CLIENT_ERRORS as exc:
             raise storage_error(exc, self._join(pairs, key), self.usecase) from exc
         finally:
             body.close()
@@ -282,7 +282,7 @@ class ObjectstoreStorage(Storage):
                 filename=posixpath.basename(key),
                 metadata={SIZE_METADATA_KEY: str(body.size)},
             )
-        except RequestError as exc:
+        except CLIENT_ERRORS as exc:
             raise storage_error(exc, self._join(pairs, key), self.usecase) from exc
 
     # -- reading ---------------------------------------------------------
@@ -314,7 +314,7 @@ class ObjectstoreStorage(Storage):
         remote = self._object(name)
         try:
             remote.session.delete(remote.key)
-        except RequestError as exc:
+        except CLIENT_ERRORS as exc:
             if exc.status == 404:
                 return  # a missing object is not an error
             raise storage_error(exc, remote.name, self.usecase) from exc

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from django_objectstore import checks
+from django_objectstore import checks, factory
 from django_objectstore.client import TimeToLive
+from django_objectstore.conf import objectstore_settings
 
 KEYS = Path(__file__).parent / "keys"
 PRIVATE = KEYS / "test_kid.private.pem"
@@ -283,3 +285,95 @@ def test_ids_are_unique_and_documented() -> None:
     assert used == set(checks.CHECK_IDS)
     for check_id in checks.CHECK_IDS:
         assert check_id.rsplit(".", 1)[1] in checks.__doc__  # type: ignore[operator]
+
+
+SECRET_PEM = PRIVATE.read_text()
+SECRET_JWT = (
+    "eyJhbGciOiJFZERTQSIsImtpZCI6ImsifQ.eyJyZXMiOnsib3M6dXNlY2FzZSI6ImEifX0."
+    "c2lnbmF0dXJlc2lnbmF0dXJl"
+)
+
+
+def _secret_fragments(secret: str) -> list[str]:
+    """Pieces whose presence in a message would leak the secret."""
+    if secret.startswith("-----"):
+        return [line for line in secret.splitlines() if not line.startswith("-----")]
+    return secret.split(".")
+
+
+PLACES = [
+    "TOKEN",
+    "TOKEN.KID",
+    "TOKEN.SECRET_KEY",
+    "TOKEN.SECRET_KEY_FILE",
+    "TOKEN.EXPIRY_SECONDS",
+    "TOKEN.PERMISSIONS",
+    "TOKEN.<key name>",
+    "URL",
+    "PUBLIC_URL",
+    "METRICS_BACKEND",
+    "DOWNLOAD_PERMISSION",
+    "RETRIES",
+    "<key name>",
+    "USECASES.<name>",
+    "USECASES.EXPIRATION",
+]
+
+
+@pytest.mark.parametrize(
+    ("secret", "place"),
+    [pytest.param(SECRET_PEM, place, id=f"pem-{place}") for place in PLACES]
+    # A JWT is what TOKEN may legitimately hold.
+    + [pytest.param(SECRET_JWT, place, id=f"jwt-{place}") for place in PLACES if place != "TOKEN"],
+)
+def test_no_key_material_in_any_message(secret: str, place: str, capsys: Any) -> None:
+    """A key (or token) pasted into any setting never appears in ``manage.py
+    check`` output nor in the exception building the token raises."""
+    conf: dict[str, Any] = with_()
+    token = dict(GOOD["TOKEN"])
+    top, _, sub = place.partition(".")
+    if top == "TOKEN" and sub:
+        if sub == "SECRET_KEY":
+            token.pop("SECRET_KEY_FILE")
+            # The public half is no private key: refused, and not printed.
+            secret = (KEYS / "test_kid.public.pem").read_text() if secret is SECRET_PEM else secret
+        token[secret if sub == "<key name>" else sub] = secret
+        conf["TOKEN"] = token
+    elif top == "TOKEN":
+        conf["TOKEN"] = secret
+    elif top == "<key name>":
+        conf[secret] = 1
+    elif top == "USECASES":
+        usecases = dict(GOOD["USECASES"])
+        if sub == "<name>":
+            usecases[secret] = {"EXPIRATION": "manual"}
+        else:
+            usecases["attachments"] = {"EXPIRATION": secret}
+        conf["USECASES"] = usecases
+    else:
+        conf[top] = secret
+    with override_settings(OBJECTSTORE=conf):
+        messages = checks.check_settings()
+        with pytest.raises(SystemCheckError) as raised:
+            call_command("check")
+    out = capsys.readouterr()
+    assert messages, "the bad setting must be reported"
+    texts = [str(m) for m in messages] + [str(raised.value), out.out, out.err]
+    if top == "TOKEN":
+        with pytest.raises(ImproperlyConfigured) as built:
+            factory.build_token(conf["TOKEN"])
+        texts += [str(built.value), repr(built.value)]
+    for fragment in _secret_fragments(secret):
+        assert all(fragment not in text for text in texts), (place, texts)
+
+
+@pytest.mark.parametrize("key", ["URL", "PUBLIC_URL"])
+def test_no_key_material_when_settings_are_read_at_run_time(key: str) -> None:
+    """Outside manage.py check: the error a storage raises on first use."""
+    with (
+        override_settings(OBJECTSTORE=with_(**{key: SECRET_PEM})),
+        pytest.raises(ImproperlyConfigured) as raised,
+    ):
+        getattr(objectstore_settings, key.lower())
+    assert all(line not in str(raised.value) for line in _secret_fragments(SECRET_PEM))
+    assert "looks like key material" in str(raised.value)

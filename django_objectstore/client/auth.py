@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
+import weakref
 from enum import StrEnum
 from typing import Final, Self, TypeAlias
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from django_objectstore import _protocol
 from django_objectstore.client.scope import Scope
 
 __all__ = ["Permission", "SecretKey", "TokenGenerator", "TokenProvider"]
@@ -33,9 +36,9 @@ _monotonic = time.monotonic
 class Permission(StrEnum):
     """Permissions an Objectstore token can grant."""
 
-    OBJECT_READ = "object.read"
-    OBJECT_WRITE = "object.write"
-    OBJECT_DELETE = "object.delete"
+    OBJECT_READ = _protocol.PERMISSION_READ
+    OBJECT_WRITE = _protocol.PERMISSION_WRITE
+    OBJECT_DELETE = _protocol.PERMISSION_DELETE
 
     @classmethod
     def max(cls) -> list[Self]:
@@ -70,6 +73,7 @@ class SecretKey:
         self._parsed: tuple[str, Ed25519PrivateKey] | None = None
         self._header: tuple[str, str] | None = None
         self._tokens: dict[tuple[str, str, tuple[str, ...], int], tuple[str, float]] = {}
+        _keys.add(self)
 
     def __repr__(self) -> str:
         # Never show the key material.
@@ -182,6 +186,19 @@ class SecretKey:
         (the ``os_sig`` value of a pre-signed URL)."""
         return _b64url(self._private_key().sign(canonical_form.encode("utf-8")))
 
+
+# Keys whose token-cache lock a forked child must not inherit held.
+_keys: weakref.WeakSet[SecretKey] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have been signing when the parent forked: that lock
+    # would stay held forever in the child. The cached tokens stay valid.
+    for key in list(_keys):
+        key._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 #: Older name of :class:`SecretKey`.
 TokenGenerator = SecretKey
