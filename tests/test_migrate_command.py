@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from django.test import override_settings
 
 from django_objectstore.server import LocalServer
 from django_objectstore.storage import ObjectstoreStorage
-from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
+from django_objectstore.testing import ObjectstoreTestServer, override_objectstore
 from tests.testapp.models import LegacyUpload, Note
 from tests.testapp.storages import InterruptingStorage
 
@@ -29,6 +30,14 @@ pytestmark = [pytest.mark.usefixtures("objectstore"), pytest.mark.django_db]
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = {"legacy/a.txt": b"alpha" * 1000, "legacy/b.bin": os.urandom(300_000), "legacy/c.txt": b""}
+
+
+@pytest.fixture
+def objectstore() -> Iterator[ObjectstoreTestServer]:
+    """A fresh server per test: names are keys, so files one test copied would
+    otherwise be "already in Objectstore" for the next."""
+    with ObjectstoreTestServer() as server, override_objectstore(server):
+        yield server
 
 
 @pytest.fixture(autouse=True)
