@@ -1,7 +1,8 @@
 """Upstream's parsers for values a server receives (sections 7, 8.2, 11):
 unsigned numbers as Rust's ``str::parse`` reads them, the ``Range`` header
-grammar, and JSON bodies that may be nested without bound; and which object
-keys every backend can store (section 3.3). Wire rules like
+grammar (and the ``Range``/``Content-Range`` forms clients send and read),
+JSON bodies that may be nested without bound, and which object keys every
+backend can store (section 3.3). Wire rules like
 those of ``_protocol`` (kept beside it, which is at its size limit): pure,
 no I/O, importing neither Django, the client nor the server."""
 
@@ -15,8 +16,10 @@ __all__ = [
     "MAX_KEY_SEGMENT_BYTES",
     "U32_MAX",
     "U64_MAX",
+    "format_byte_range",
     "invalid_key_reason",
     "loads_json",
+    "parse_content_range",
     "parse_range",
     "parse_unsigned",
 ]
@@ -80,6 +83,40 @@ def loads_json(raw: bytes | str) -> object:
         return json.loads(raw)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+# -- byte ranges as clients send and read them (section 7) -----------------
+
+
+def format_byte_range(start: int, end: int | None) -> str:
+    """The ``Range`` value for stored bytes ``start``..``end`` (inclusive;
+    ``end=None`` reads to the end; a negative ``start`` without ``end`` reads
+    the last ``-start`` bytes). ``ValueError`` for ranges that say nothing."""
+    if start < 0:
+        if end is not None:
+            raise ValueError("a suffix range (negative start) takes no end")
+        return f"bytes={start}"
+    if end is None:
+        return f"bytes={start}-"
+    if end < start:
+        raise ValueError(f"range end {end} is before start {start}")
+    return f"bytes={start}-{end}"
+
+
+def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]:
+    """``bytes 0-4/22`` -> (0, 4, 22); ``bytes */22`` -> (None, None, 22);
+    an unknown total (``*``) is ``None``. ``ValueError`` if malformed."""
+    unit, _, rest = value.strip().partition(" ")
+    span, slash, total_text = rest.partition("/")
+    if unit.lower() != "bytes" or not slash:
+        raise ValueError(f"invalid Content-Range {value!r}")
+    total = None if total_text == "*" else int(total_text)
+    if span == "*":
+        return None, None, total
+    first, dash, last = span.partition("-")
+    if not dash:
+        raise ValueError(f"invalid Content-Range {value!r}")
+    return int(first), int(last), total
 
 
 # -- keys (section 3.3) -------------------------------------------------------
