@@ -34,7 +34,6 @@ __all__ = [
     "HEADER_SIZE",
     "HEADER_TIME_CREATED",
     "HEADER_TIME_EXPIRES",
-    "MAX_KEY_SEGMENT_BYTES",
     "MAX_PRESIGN_SECONDS",
     "MULTIPART_RESOURCE",
     "OBJECTS_RESOURCE",
@@ -59,7 +58,6 @@ __all__ = [
     "format_duration",
     "format_expiration",
     "format_timestamp",
-    "invalid_key_reason",
     "invalid_scope_char",
     "invalid_usecase",
     "is_auth_refusal",
@@ -141,38 +139,6 @@ def invalid_usecase(name: str) -> str | None:
         )
     if not set(name) <= USECASE_CHARS:
         return f"usecase name must contain only ASCII letters, digits, '_' or '-', got {name!r}"
-    return None
-
-
-# -- keys (section 3.3) -------------------------------------------------------
-
-#: Longest ``/``-separated key segment the filesystem backends can store.
-MAX_KEY_SEGMENT_BYTES: Final = 255
-
-
-def invalid_key_reason(key: str) -> str | None:
-    """Why ``key`` cannot be stored under the same name everywhere, or
-    ``None``: it must be non-empty valid UTF-8 without control characters,
-    without empty, ``.`` or ``..`` segments (servers reject them or
-    normalise them away) and without segments longer than
-    ``MAX_KEY_SEGMENT_BYTES`` (filesystem backends cannot store them)."""
-    if not key:
-        return "it is empty"
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        return "it is not valid UTF-8 (it contains a lone surrogate)"
-    control = next((c for c in key if ord(c) < 0x20 or ord(c) == 0x7F), None)
-    if control is not None:
-        return f"it contains the control character {control!r}"
-    for segment in key.split("/"):
-        if segment in ("", ".", ".."):
-            return "it has an empty, '.' or '..' path segment"
-        if len(segment.encode("utf-8")) > MAX_KEY_SEGMENT_BYTES:
-            return (
-                f"its segment {segment[:20]!r}... is longer than {MAX_KEY_SEGMENT_BYTES} "
-                "bytes (UTF-8)"
-            )
     return None
 
 
