@@ -34,6 +34,7 @@ from django_objectstore.client._io import (
     translate_transport_error,
 )
 from django_objectstore.client._rawframe import frame_size, is_incompressible, raw_frame_chunks
+from django_objectstore.client._resumable import put_resumable
 from django_objectstore.client.auth import Permission, SecretKey, TokenProvider
 from django_objectstore.client.errors import (
     ExpiryExtensionRejected,
@@ -156,8 +157,9 @@ class Usecase:
     (``"zstd"`` or ``"none"``) and expiration policy.
 
     Names are 3-64 characters from ``A-Z a-z 0-9 _ -``.
-    ``resumable_threshold_bytes`` is accepted for compatibility with newer
-    official clients and not used (see the README). ``multipart_threshold``
+    Seekable inputs of at least ``resumable_threshold_bytes`` (``"none"``:
+    never) are stored through a resumable upload unless a parallel multipart
+    put takes them (see ``Session.put`` and the README). ``multipart_threshold``
     overrides the client's parallel-upload threshold for this usecase:
     ``None`` inherits it, ``"none"`` disables parallel uploads.
     """
@@ -205,7 +207,8 @@ class Client:
     the input size is known; ``"none"`` disables), ``put`` compresses on up
     to ``multipart_workers`` threads and uploads the result in parts of
     ``multipart_part_size`` stored bytes (at least 5 MiB) with that many
-    threads (see ``Session.put``).
+    threads (see ``Session.put``). ``spool_dir`` is where resumable uploads
+    keep their compressed temporary file (``None``: the system's temp dir).
     Close the client (or use it as a context manager) to close its connections.
     """
 
@@ -529,6 +532,10 @@ class Session:
         compressible inputs of known size from 4 MiB up go in one request of
         such frames; everything else in one streamed request, as the official
         client sends it. A failed upload never leaves a partial object.
+        Seekable inputs of at least ``resumable_threshold_bytes`` (this put's,
+        else the usecase's, which yields to the multipart path) go through a
+        resumable upload that survives dropped connections and 5xx answers
+        (``client/_resumable.py``); ``"none"`` turns that off.
         """
         if compression is not None:
             if compress is not None:
@@ -556,7 +563,21 @@ class Session:
 
         with measure_storage_operation(self._metrics_backend, "put", self._usecase.name) as metrics:
             big = size is not None and threshold != "none" and size >= threshold
-            if big and do_compress and is_incompressible(contents, cast(int, size)):
+            resumable = _resumable_size(contents, self._usecase, resumable_threshold_bytes, big)
+            if resumable is not None:  # client/_resumable.py
+                threads = 1
+                if do_compress and resumable >= _THREADED_COMPRESS_MIN:
+                    threads = min(self._multipart_workers, os.cpu_count() or 1)
+                result_key, source_size, stored_size = put_resumable(
+                    self,
+                    contents,
+                    key,
+                    headers,
+                    compress=do_compress,
+                    threads=threads,
+                    spool_dir=self._spool_dir,
+                )
+            elif big and do_compress and is_incompressible(contents, cast(int, size)):
                 result_key, source_size, stored_size = self._put_raw_frame(
                     contents, cast(int, size), key, headers
                 )
@@ -889,6 +910,20 @@ class Session:
     def resume_multipart_upload(self, key: str, upload_id: str) -> MultipartUpload:
         """A handle for an existing upload (no request is made)."""
         return MultipartUpload(self, key, upload_id)
+
+
+def _resumable_size(
+    contents: Body, usecase: Usecase, per_put: int | Literal["none"] | None, multipart: bool
+) -> int | None:
+    """The input's size when the put goes through a resumable upload: a
+    seekable input at or above the resumable threshold (per put, else the
+    usecase's). A usecase-level threshold yields to a parallel multipart put
+    (faster; see the README); an explicit per-put one does not."""
+    threshold = usecase._resumable_threshold_bytes if per_put is None else per_put
+    if threshold == "none" or (multipart and per_put is None):
+        return None
+    size = known_size(contents)
+    return size if size is not None and size >= threshold else None
 
 
 def _noting_errors(chunks: Iterator[Any], errors: list[BaseException]) -> Iterator[Any]:
