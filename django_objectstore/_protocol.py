@@ -16,6 +16,7 @@ from typing import Final, Literal
 from urllib.parse import unquote
 
 __all__ = [
+    "AUTH_ERROR_PREFIX",
     "EMPTY_SCOPES",
     "HEADER_AUTH",
     "HEADER_EXPIRATION",
@@ -28,21 +29,39 @@ __all__ = [
     "HEADER_UPLOAD_LENGTH",
     "HEADER_UPLOAD_OFFSET",
     "MAX_PRESIGN_SECONDS",
+    "MULTIPART_RESOURCE",
+    "OBJECTS_RESOURCE",
+    "PARAM_AUTH",
+    "PARAM_DURATION",
+    "PARAM_KID",
+    "PARAM_SIG",
+    "PARAM_TIMESTAMP",
+    "PERMISSIONS",
+    "PERMISSION_DELETE",
+    "PERMISSION_READ",
+    "PERMISSION_WRITE",
     "QUERY_SESSION",
     "QUERY_UPLOAD_TYPE",
     "RESUMABLE_TRANSIENT_STATUSES",
     "UPLOAD_OFFSET_QUERY",
     "UPLOAD_TYPE_RESUMABLE",
+    "USECASE_CHARS",
+    "USECASE_MAX_LENGTH",
+    "USECASE_MIN_LENGTH",
     "ExpirationKind",
     "canonical_query",
     "decode_header_value",
     "encode_header_value",
     "encode_path",
     "encode_query_value",
+    "format_byte_range",
     "format_duration",
     "format_expiration",
     "format_timestamp",
     "invalid_scope_char",
+    "invalid_usecase",
+    "is_auth_refusal",
+    "parse_content_range",
     "parse_duration",
     "parse_expiration",
     "parse_scopes",
@@ -74,8 +93,67 @@ UPLOAD_TYPE_RESUMABLE: Final = "resumable"
 #: Statuses a resumable upload retries after (plus timeouts and broken connections).
 RESUMABLE_TRANSIENT_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
 
+# -- errors (sections 8.1 and 9.6) --------------------------------------------
+
+#: Every authentication/authorization error detail starts with this.
+AUTH_ERROR_PREFIX: Final = "auth error: "
+
+
+def is_auth_refusal(status: int | None, body: str | None) -> bool:
+    """Whether a failed response refused the request's credentials: 401 and
+    403 always; 400 only with an auth error detail (no token, a JWT without
+    ``kid``, malformed pre-signed parameters), which is otherwise a bad request."""
+    if status in (401, 403):
+        return True
+    return status == 400 and AUTH_ERROR_PREFIX in (body or "")
+
+
 #: Longest validity of a pre-signed URL the server accepts (section 10.1).
 MAX_PRESIGN_SECONDS: Final = 7 * 24 * 3600
+
+# -- resources (section 2) ---------------------------------------------------
+
+#: First path segments after ``/v1/`` of single objects and of multipart uploads
+#: (whose actions append ``:parts`` or ``:complete``).
+OBJECTS_RESOURCE: Final = "objects"
+MULTIPART_RESOURCE: Final = "objects:multipart"
+
+# -- tokens and permissions (sections 9.2 and 9.3) ---------------------------
+
+#: Query parameter carrying a JWT (no ``Bearer`` prefix).
+PARAM_AUTH: Final = "os_auth"
+PERMISSION_READ: Final = "object.read"
+PERMISSION_WRITE: Final = "object.write"
+PERMISSION_DELETE: Final = "object.delete"
+PERMISSIONS: Final = (PERMISSION_READ, PERMISSION_WRITE, PERMISSION_DELETE)
+
+# -- pre-signed URL query parameters (section 10.1) --------------------------
+
+PARAM_KID: Final = "os_kid"
+PARAM_TIMESTAMP: Final = "os_timestamp"
+PARAM_DURATION: Final = "os_duration"
+PARAM_SIG: Final = "os_sig"
+
+# -- usecases (section 3.1) --------------------------------------------------
+
+USECASE_MIN_LENGTH: Final = 3
+USECASE_MAX_LENGTH: Final = 64
+USECASE_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def invalid_usecase(name: str) -> str | None:
+    """Why ``name`` is not a usecase name clients may use (3-64 characters
+    from ``A-Z a-z 0-9 _ -``; the server itself only rejects empty names), or
+    ``None`` when it is one."""
+    if not USECASE_MIN_LENGTH <= len(name) <= USECASE_MAX_LENGTH:
+        return (
+            f"usecase name must be {USECASE_MIN_LENGTH}-{USECASE_MAX_LENGTH} ASCII "
+            f"characters long, got {name!r}"
+        )
+    if not set(name) <= USECASE_CHARS:
+        return f"usecase name must contain only ASCII letters, digits, '_' or '-', got {name!r}"
+    return None
+
 
 # -- scopes (section 3.2) ----------------------------------------------------
 
@@ -332,7 +410,7 @@ def canonical_query(raw_query: str) -> str:
             continue
         name, sep, value = piece.partition("=")
         name = name.lower()
-        if name == "os_sig":
+        if name == PARAM_SIG:
             continue
         pieces.append(f"{name}={value}" if sep else name)
     pieces.sort()
@@ -346,3 +424,37 @@ def presign_canonical_string(method: str, raw_path: str, raw_query: str) -> str:
     if method == "HEAD":
         method = "GET"
     return f"{method}\n{raw_path}\n{canonical_query(raw_query)}"
+
+
+# -- byte ranges (section 7) -------------------------------------------------
+
+
+def format_byte_range(start: int, end: int | None) -> str:
+    """The ``Range`` value for stored bytes ``start``..``end`` (inclusive;
+    ``end=None`` reads to the end; a negative ``start`` without ``end`` reads
+    the last ``-start`` bytes). ``ValueError`` for ranges that say nothing."""
+    if start < 0:
+        if end is not None:
+            raise ValueError("a suffix range (negative start) takes no end")
+        return f"bytes={start}"
+    if end is None:
+        return f"bytes={start}-"
+    if end < start:
+        raise ValueError(f"range end {end} is before start {start}")
+    return f"bytes={start}-{end}"
+
+
+def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]:
+    """``bytes 0-4/22`` -> (0, 4, 22); ``bytes */22`` -> (None, None, 22);
+    an unknown total (``*``) is ``None``. ``ValueError`` if malformed."""
+    unit, _, rest = value.strip().partition(" ")
+    span, slash, total_text = rest.partition("/")
+    if unit.lower() != "bytes" or not slash:
+        raise ValueError(f"invalid Content-Range {value!r}")
+    total = None if total_text == "*" else int(total_text)
+    if span == "*":
+        return None, None, total
+    first, dash, last = span.partition("-")
+    if not dash:
+        raise ValueError(f"invalid Content-Range {value!r}")
+    return int(first), int(last), total

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_objectstore._protocol import parse_expiration
+from django_objectstore.client import ExpirationPolicy, TimeToIdle, TimeToLive
 
 __all__ = [
     "COMPRESSIONS",
@@ -91,15 +92,13 @@ def validate_url(value: object, key: str) -> str:
     return value
 
 
-def parse_expiration_setting(value: object, usecase: str) -> Any:
+def parse_expiration_setting(value: object, usecase: str) -> ExpirationPolicy | None:
     """Turn a usecase's ``EXPIRATION`` into a client expiration policy.
 
     Accepts ``"manual"`` (returns ``None``: no header, the server's default),
     ``"ttl:<duration>"``, ``"tti:<duration>"`` or a ``TimeToLive``/``TimeToIdle``
     instance (returned unchanged).
     """
-    from django_objectstore.client import TimeToIdle, TimeToLive
-
     if isinstance(value, TimeToLive | TimeToIdle):
         if value.delta <= timedelta(0):
             raise ImproperlyConfigured(
@@ -247,7 +246,7 @@ class ObjectstoreSettings:
             )
         return str(value)
 
-    def expiration(self, usecase: str) -> Any:
+    def expiration(self, usecase: str) -> ExpirationPolicy | None:
         value = self.usecase(usecase).get("EXPIRATION", "manual")
         return parse_expiration_setting(value, usecase)
 

@@ -20,7 +20,7 @@ from django.utils.module_loading import import_string
 from django_objectstore.conf import PERMISSIONS, TOKEN_KEYS, objectstore_settings
 
 if TYPE_CHECKING:
-    from django_objectstore.client import Client, Session, Usecase
+    from django_objectstore.client import Client, SecretKey, Session, Usecase
 
 __all__ = [
     "KeyMaterialError",
@@ -34,7 +34,7 @@ __all__ = [
 
 _lock = threading.RLock()
 _client: Client | None = None
-_token: list[Any] = []  # [token] once built; a list so None can be cached
+_token: list[SecretKey | str | None] = []  # [token] once built; a list so None can be cached
 _usecases: dict[str, Usecase] = {}
 
 
@@ -42,7 +42,7 @@ class KeyMaterialError(ImproperlyConfigured):
     """The configured secret key cannot be read or is not an Ed25519 key."""
 
 
-def build_token(token: object) -> Any:
+def build_token(token: object) -> SecretKey | str | None:
     """Turn ``OBJECTSTORE['TOKEN']`` into what ``Client(token=...)`` takes:
     ``None``, a pre-signed JWT string, or a ``SecretKey`` built from a dict
     with ``KID`` and ``SECRET_KEY`` (PEM text) or ``SECRET_KEY_FILE`` (path).
@@ -156,7 +156,7 @@ def _build_client() -> Client:
     )
 
 
-def get_token() -> Any:
+def get_token() -> SecretKey | str | None:
     """The configured token provider (``None``, a JWT string or a
     ``SecretKey``), built once and cached like the client."""
     if not _token:

@@ -13,27 +13,23 @@ The object is streamed with bounded memory; a single ``Range`` is honoured
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from typing import Any, Final, cast
+from typing import Final, cast
 
-from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.urls import reverse
-from django.utils.crypto import constant_time_compare
-from django.utils.http import content_disposition_header, urlencode
+from django.utils.http import content_disposition_header
 from django.utils.module_loading import import_string
 from django.views.decorators.http import require_safe
 
 from django_objectstore.conf import objectstore_settings
 from django_objectstore.files import ObjectstoreFile
+from django_objectstore.links import download_url, valid_download_signature
 from django_objectstore.storage import ObjectstoreStorage
 
 __all__ = ["download", "parse_range", "signed_download_url"]
 
-_SALT: Final = "django_objectstore.download"
 _CHUNK: Final = 64 * 1024
 #: Content types safe to show inline; anything else is sent as an attachment
 #: so uploaded HTML/SVG can never run script on this site.
@@ -49,25 +45,15 @@ _INLINE_TYPES: Final = (
 )
 
 
-def _signature(usecase: str, name: str, expires: int) -> str:
-    return signing.Signer(salt=_SALT).signature(f"{usecase}\n{name}\n{expires}")
-
-
 def signed_download_url(name: str, seconds: int, *, storage: ObjectstoreStorage) -> str:
     """A link to the download view valid for ``seconds``, signed with
     Django's ``SECRET_KEY`` (no network I/O)."""
-    usecase = storage.usecase
-    expires = int(time.time()) + int(seconds)
-    path = reverse("django_objectstore:download", kwargs={"usecase": usecase, "name": name})
-    query = urlencode({"expires": str(expires), "signature": _signature(usecase, name, expires)})
-    return f"{path}?{query}"
+    return download_url(storage.usecase, name, seconds)
 
 
 def _signed(request: HttpRequest, usecase: str, name: str) -> bool:
     expires, signature = request.GET.get("expires", ""), request.GET.get("signature", "")
-    if not expires.isdigit() or not signature or int(expires) < time.time():
-        return False
-    return constant_time_compare(signature, _signature(usecase, name, int(expires)))
+    return valid_download_signature(usecase, name, expires, signature)
 
 
 def _permitted(request: HttpRequest, usecase: str, name: str) -> bool:
@@ -128,7 +114,7 @@ def download(request: HttpRequest, usecase: str, name: str) -> HttpResponseBase:
     except FileNotFoundError:
         raise Http404("No such object.") from None
     size = file.size
-    meta: Any = file.metadata
+    meta = file.metadata
     try:
         byte_range = parse_range(request.headers.get("Range", ""), size)
     except ValueError:

@@ -19,23 +19,28 @@ import io
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, Final, cast
+from typing import IO, TYPE_CHECKING, Final, cast
 
 import zstandard
 
 from django_objectstore.client._io import BLOCK_SIZE
+from django_objectstore.client._zstd import (
+    BLOCK_HEADER,
+    BLOCK_RESERVED,
+    CHECKSUM,
+    MAGIC,
+    MAX_FRAME_HEADER,
+    parse_block_header,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["MAX_FRAME", "FrameDecoder"]
 
 #: Largest recorded frame size decompressed whole (in memory).
 MAX_FRAME: Final = 4 * 1024 * 1024
 
-_MAGIC: Final = b"\x28\xb5\x2f\xfd"
-_SKIPPABLE_MIN: Final = 0x184D2A50
-_SKIPPABLE_MAX: Final = 0x184D2A5F
-_MAX_FRAME_HEADER: Final = 18
-_BLOCK_HEADER: Final = 3
-_CHECKSUM: Final = 4
 # A frame of at most MAX_FRAME bytes cannot be much bigger compressed: raw
 # blocks add 3 bytes per 128 KiB. Anything longer is corrupt.
 _MAX_COMPRESSED: Final = MAX_FRAME + MAX_FRAME // 1024 + 1024
@@ -52,7 +57,7 @@ class _Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> Any:
+    def read(self, size: int | None = -1) -> bytes | memoryview:
         if self._prefix:
             if size is None or size < 0:
                 size = self._prefix.nbytes
@@ -62,7 +67,7 @@ class _Prefixed(io.RawIOBase):
         # Passed through as it comes (ReadAhead hands out views: no copy).
         return self._source.read(size if size is not None else -1)
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         data = self.read(memoryview(buffer).nbytes)
         memoryview(buffer).cast("B")[: len(data)] = data
         return len(data)
@@ -130,12 +135,12 @@ class FrameDecoder(io.RawIOBase):
         """Bytes of the frame at the start of the buffer when it can be
         decoded whole (its size is recorded and small), else None."""
         buffer = self._buffer
-        if buffer[:4] != _MAGIC:
+        if buffer[:4] != MAGIC:
             return None  # skippable frames, garbage: the streaming reader decides
-        self._have(_MAX_FRAME_HEADER)
+        self._have(MAX_FRAME_HEADER)
         try:
-            params = zstandard.get_frame_parameters(bytes(buffer[:_MAX_FRAME_HEADER]))
-            position = zstandard.frame_header_size(bytes(buffer[:_MAX_FRAME_HEADER]))
+            params = zstandard.get_frame_parameters(bytes(buffer[:MAX_FRAME_HEADER]))
+            position = zstandard.frame_header_size(bytes(buffer[:MAX_FRAME_HEADER]))
         except zstandard.ZstdError:
             return None
         if params.content_size == zstandard.CONTENTSIZE_UNKNOWN or not (
@@ -143,20 +148,18 @@ class FrameDecoder(io.RawIOBase):
         ):
             return None
         while True:
-            if not self._have(position + _BLOCK_HEADER):
+            if not self._have(position + BLOCK_HEADER):
                 raise _truncated()
-            header = int.from_bytes(buffer[position : position + _BLOCK_HEADER], "little")
-            kind = (header >> 1) & 3
-            size = 1 if kind == 1 else header >> 3  # an RLE block stores one byte
-            if kind == 3:
-                return None  # reserved block type: corrupt
-            position += _BLOCK_HEADER + size
+            last, kind, size = parse_block_header(buffer[position : position + BLOCK_HEADER])
+            if kind == BLOCK_RESERVED:
+                return None  # corrupt
+            position += BLOCK_HEADER + size
             if position > _MAX_COMPRESSED:
                 return None
-            if header & 1:  # last block
+            if last:
                 break
         if params.has_checksum:
-            position += _CHECKSUM
+            position += CHECKSUM
         if not self._have(position):
             raise _truncated()
         return position
@@ -232,7 +235,7 @@ class FrameDecoder(io.RawIOBase):
             chunks.append(self._rest.read())
         return b"".join(chunks)
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         if not view.nbytes:
             return 0

@@ -27,20 +27,32 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from os import PathLike
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, Any, Literal, cast
 from urllib.parse import quote
 
 import urllib3
 
 from django_objectstore import _protocol
-from django_objectstore.client._io import BLOCK_SIZE, Body, _Counter, body_chunks, read_json
-from django_objectstore.client._parallel import frame_chunks
+from django_objectstore.client._io import (
+    BLOCK_SIZE,
+    Body,
+    Counter,
+    known_size,
+    plain_chunks,
+    read_json,
+)
+from django_objectstore.client._session import SessionCore
+from django_objectstore.client._zstd import frame_chunks, stream_chunks
 from django_objectstore.client.errors import RequestError, raise_for_status
 
-if TYPE_CHECKING:  # the session imports this module
-    from django_objectstore.client.client import Session
-
-__all__ = ["MAX_TRIES", "UploadFailed", "put_resumable", "resumable_put", "spooled"]
+__all__ = [
+    "MAX_TRIES",
+    "UploadFailed",
+    "put_resumable",
+    "resumable_put",
+    "resumable_size",
+    "spooled",
+]
 
 #: Tries in a row without progress before the upload is cancelled.
 MAX_TRIES = 3
@@ -109,12 +121,14 @@ def spooled(
         yield None
         return
     with spool:
-        counter = _Counter()
+        counter = Counter()
         chunks: Iterator[Any]
         if compress and threads > 1:
             chunks = frame_chunks(contents, threads, counter)
+        elif compress:
+            chunks = stream_chunks(contents, counter)
         else:
-            chunks = body_chunks(contents, compress=compress, counter=counter)
+            chunks = plain_chunks(contents, counter)
         for chunk in chunks:
             spool.write(chunk)
         spool.seek(0)
@@ -125,7 +139,7 @@ class _Upload:
     """Requests of one session, sent without urllib3 retries (this module
     decides what to resend)."""
 
-    def __init__(self, session: Session, key: str | None, headers: dict[str, str]) -> None:
+    def __init__(self, session: SessionCore, key: str | None, headers: dict[str, str]) -> None:
         self.session = session
         self.key = key
         self.headers = headers
@@ -251,7 +265,7 @@ def _send_all(
 
 
 def resumable_put(
-    session: Session,
+    session: SessionCore,
     file: IO[bytes],
     start: int,
     stored_size: int,
@@ -280,24 +294,38 @@ def resumable_put(
         raise UploadFailed("upload failed", status, text) from exc
 
 
+def resumable_size(
+    session: SessionCore, contents: Body, per_put: int | Literal["none"] | None, multipart: bool
+) -> int | None:
+    """The input's size when ``Session.put`` goes through a resumable upload:
+    a seekable input at or above the resumable threshold (this put's, else
+    the usecase's). The usecase's threshold yields to a parallel multipart put
+    (``multipart``: the size already chose it; faster, see the README); an
+    explicit per-put threshold does not."""
+    threshold = session._usecase._resumable_threshold_bytes if per_put is None else per_put
+    if threshold == "none" or (multipart and per_put is None):
+        return None
+    size = known_size(contents)
+    return size if size is not None and size >= threshold else None
+
+
 def put_resumable(
-    session: Session,
+    session: SessionCore,
     contents: Body,
     key: str | None,
     headers: dict[str, str],
     *,
     compress: bool,
     threads: int,
-    spool_dir: str | PathLike[str] | None,
-) -> tuple[str, int, int]:
+) -> tuple[str, int, int] | None:
     """``Session.put`` of a seekable input at or above the resumable
     threshold: ``(key, source bytes, stored bytes)``. Falls back to one plain
     request (of the spooled bytes, not compressed again) when the server
-    declines the session, and to the ordinary put when no spool file can be
-    made."""
-    with spooled(contents, compress, threads, spool_dir) as prepared:
+    declines the session; ``None`` (nothing read from ``contents``) when no
+    spool file can be made in the client's ``spool_dir``."""
+    with spooled(contents, compress, threads, session._spool_dir) as prepared:
         if prepared is None:
-            return session._put_single(contents, key, headers, compress, threads)
+            return None
         file, start, stored, source = prepared
         result = resumable_put(session, file, start, stored, key, headers)
         if result is None:

@@ -18,6 +18,7 @@ from typing import Final, Self, TypeAlias
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from django_objectstore import _protocol
 from django_objectstore.client.scope import Scope
 
 __all__ = ["Permission", "SecretKey", "TokenGenerator", "TokenProvider"]
@@ -33,9 +34,9 @@ _monotonic = time.monotonic
 class Permission(StrEnum):
     """Permissions an Objectstore token can grant."""
 
-    OBJECT_READ = "object.read"
-    OBJECT_WRITE = "object.write"
-    OBJECT_DELETE = "object.delete"
+    OBJECT_READ = _protocol.PERMISSION_READ
+    OBJECT_WRITE = _protocol.PERMISSION_WRITE
+    OBJECT_DELETE = _protocol.PERMISSION_DELETE
 
     @classmethod
     def max(cls) -> list[Self]:

@@ -1,4 +1,5 @@
-"""Multipart uploads: the low-level handle (as in the official client).
+"""Multipart uploads: starting one, and the low-level handle (as in the
+official client).
 
 ``Session.put`` drives this protocol by itself for large inputs (in
 parallel, see ``Client(multipart_threshold=...)``); use the handle directly
@@ -12,18 +13,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, TYPE_CHECKING
+from typing import IO, cast
 from urllib.parse import urlencode
 
 from django_objectstore import _protocol
 from django_objectstore.client._io import Buffer, read_json
+from django_objectstore.client._session import SessionCore
 from django_objectstore.client.errors import RequestError, raise_for_status
 from django_objectstore.client.metrics import measure_storage_operation
 
-if TYPE_CHECKING:
-    from django_objectstore.client.client import Session
-
-__all__ = ["CompletePart", "MultipartCompleteError", "MultipartUpload", "PartInfo"]
+__all__ = ["CompletePart", "MultipartCompleteError", "MultipartUpload", "PartInfo", "initiate"]
 
 
 @dataclass
@@ -55,12 +54,27 @@ class MultipartCompleteError(RequestError):
         self.code = code
 
 
+def initiate(session: SessionCore, key: str | None, headers: dict[str, str]) -> MultipartUpload:
+    """Start a multipart upload of the object ``key`` (server-chosen if
+    ``None``) with the metadata ``headers``."""
+    headers = {**headers, "Content-Length": "0"}
+    with measure_storage_operation(
+        session._metrics_backend, "multipart.initiate", session._usecase.name
+    ):
+        response = session._request(
+            "PUT" if key else "POST", session._multipart_path(None, key, None), headers=headers
+        )
+        raise_for_status(response)
+        data = read_json(response)
+    return MultipartUpload(session, str(data["key"]), str(data["upload_id"]))
+
+
 class MultipartUpload:
     """Handle of an upload in progress; from ``Session.initiate_multipart_upload``
     or ``Session.resume_multipart_upload``. Parts are sent as given: if the
     upload was initiated with zstd compression, compress each part yourself."""
 
-    def __init__(self, session: Session, key: str, upload_id: str) -> None:
+    def __init__(self, session: SessionCore, key: str, upload_id: str) -> None:
         self._session = session
         self._key = key
         self._upload_id = upload_id
@@ -113,9 +127,15 @@ class MultipartUpload:
         ) as metrics:
             response = session._request("PUT", url, headers=headers, body=contents)
             raise_for_status(response)
-            etag = read_json(response)["etag"]
+            etag = read_json(response).get("etag")
             metrics.record_size(content_length)
-        return CompletePart(part_number=part_number, etag=str(etag))
+        if not isinstance(etag, str):
+            raise RequestError(
+                f"the server accepted part {part_number} without an etag",
+                response.status,
+                None,
+            )
+        return CompletePart(part_number=part_number, etag=etag)
 
     def list_parts(self) -> list[PartInfo]:
         """All uploaded parts, ordered by part number (follows pagination)."""
@@ -129,18 +149,27 @@ class MultipartUpload:
             )
             raise_for_status(response)
             data = read_json(response)
-            for part in data["parts"]:
-                parts.append(
-                    PartInfo(
-                        part_number=int(part["part_number"]),
-                        etag=str(part["etag"]),
-                        last_modified=_protocol.parse_timestamp(part["last_modified"]),
-                        size=int(part["size"]),
+            listed = data.get("parts")
+            try:
+                for part in cast(list[dict[str, str | int]], listed):
+                    parts.append(
+                        PartInfo(
+                            part_number=int(part["part_number"]),
+                            etag=str(part["etag"]),
+                            last_modified=_protocol.parse_timestamp(str(part["last_modified"])),
+                            size=int(part["size"]),
+                        )
                     )
-                )
+            except (TypeError, KeyError, ValueError) as exc:
+                raise RequestError(
+                    f"the server listed parts in an unexpected form ({exc!r})",
+                    response.status,
+                    json.dumps(data),
+                ) from None
             if not data.get("is_truncated"):
                 return parts
-            marker = data.get("next_part_number_marker")
+            next_marker = data.get("next_part_number_marker")
+            marker = next_marker if isinstance(next_marker, int) else None
             if marker is None:
                 raise RequestError(
                     "Server listed parts with is_truncated=true but no next_part_number_marker",

@@ -75,8 +75,8 @@ def test_usecase_argument_validation() -> None:
         Usecase("test", compression="gzip")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="resumable_threshold_bytes"):
         Usecase("test", resumable_threshold_bytes=-1)
-    with pytest.raises(ValueError, match="multipart_threshold"):
-        Usecase("test", multipart_threshold=-5)
+    with pytest.raises(TypeError, match="multipart_threshold"):
+        Usecase("test", multipart_threshold=10)  # type: ignore[call-arg]  # a Client option
 
 
 def test_permissions() -> None:
