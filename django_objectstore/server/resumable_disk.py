@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -199,3 +200,13 @@ class FilesystemSessions(Sessions):
 
     def _digests(self) -> list[str]:
         return [path.name for path in self._base.iterdir() if not path.name.startswith(".")]
+
+    def sweep(self, now: datetime) -> int:
+        """Expired sessions, and folders of creates that never finished (a
+        server killed mid-create) once they are a session lifetime old."""
+        limit = time.time() - self.ttl.total_seconds()
+        for tmp in self._base.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < limit:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        return super().sweep(now)

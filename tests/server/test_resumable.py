@@ -207,8 +207,14 @@ def test_expiry_with_clock(tmp_path: Path) -> None:
         sessions = list((tmp_path / "resumable").iterdir())
         assert len(sessions) == 1
         assert not (sessions[0] / "data").exists()  # bytes discarded at expiry
+        stale = tmp_path / "resumable" / ".abc.0123.tmp"  # a create killed half-way
+        stale.mkdir()
+        os.utime(stale, (0, 0))
+        fresh = tmp_path / "resumable" / ".def.4567.tmp"  # a create in progress
+        fresh.mkdir()
         srv.sweep()
-        assert list((tmp_path / "resumable").iterdir()) == []
+        assert list((tmp_path / "resumable").iterdir()) == [fresh]
+        fresh.rmdir()
         assert progress(url, "e", token).status == 404
         assert call(url, "GET", f"{OBJ}/e").status == 404
 
