@@ -136,8 +136,8 @@ def spooled(
 
 
 class _Upload:
-    """Requests of one session, sent without urllib3 retries (this module
-    decides what to resend)."""
+    """Requests of one session. urllib3 only retries failed connects (the
+    pool's setting): this module decides what to resend."""
 
     def __init__(self, session: SessionCore, key: str | None, headers: dict[str, str]) -> None:
         self.session = session
@@ -147,17 +147,24 @@ class _Upload:
 
     def _send(self, method: str, url: str, headers: dict[str, str], body: Any = None) -> Any:
         session = self.session
-        response = session._pool.urlopen(
-            method,
-            url,
-            body=body,
-            headers={**session._request_headers(), **headers},
-            retries=False,
-            redirect=False,
-            preload_content=True,
-            decode_content=False,
-        )
-        return response
+        pool_retries = session._pool.retries
+        connects = pool_retries.connect if isinstance(pool_retries, urllib3.Retry) else 0
+        retries = urllib3.Retry(total=None, connect=connects, read=0, redirect=0, status=0, other=0)
+        try:
+            return session._pool.urlopen(
+                method,
+                url,
+                body=body,
+                headers={**session._request_headers(), **headers},
+                retries=retries,
+                redirect=False,
+                preload_content=True,
+                decode_content=False,
+            )
+        except urllib3.exceptions.MaxRetryError as exc:
+            # The error behind the exhausted retry is what the caller judges.
+            reason = exc.reason
+            raise (reason if isinstance(reason, Exception) else exc) from exc
 
     def _session_url(self) -> str:
         assert self.key is not None
