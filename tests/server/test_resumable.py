@@ -4,10 +4,12 @@ a superseded (stalled) writer, and the 501 / name-limit backend modes."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
 import time
+import tracemalloc
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -421,3 +423,49 @@ def test_cli_modes(tmp_path: Path) -> None:
         assert chunk(url, "k", token, 0, b"ok").status == 201
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+def test_server_memory_bounded(tmp_path: Path) -> None:
+    """A 64 MiB upload in two chunks and its completion: the server holds
+    no more than a few blocks at a time."""
+    total = 64 * 1024 * 1024
+    block = os.urandom(1024 * 1024)
+    with LocalServer(storage="filesystem", path=tmp_path, sweep_interval=None) as srv:
+        token = create(srv.url, "big", total)
+        host, port = srv.url.removeprefix("http://").rsplit(":", 1)
+        tracemalloc.start()
+        try:
+            for offset in (0, total // 2):
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                conn.request(
+                    "PUT",
+                    f"{OBJ}/big?session={token}",
+                    body=(block for _ in range(32)),
+                    headers={"Upload-Offset": str(offset), "Content-Length": str(total // 2)},
+                )
+                status = conn.getresponse().status
+                conn.close()
+                assert status == (204 if offset == 0 else 201)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 16 * 1024 * 1024, peak
+        got = call(srv.url, "HEAD", f"{OBJ}/big")
+        assert got.header("x-sn-size") == str(total)
+
+
+def test_two_servers_share_sessions(tmp_path: Path) -> None:
+    """Sessions live in the folder, locked per session: any server (or
+    worker process) on the same folder continues them."""
+    data = os.urandom(300_000)
+    with (
+        LocalServer(storage="filesystem", path=tmp_path, sweep_interval=None) as one,
+        LocalServer(storage="filesystem", path=tmp_path, sweep_interval=None) as two,
+    ):
+        token = create(one.url, "two", len(data))
+        assert chunk(two.url, "two", token, 0, data[:100_000]).status == 204
+        assert progress(one.url, "two", token).header("upload-offset") == "100000"
+        assert chunk(one.url, "two", token, 0, data[:100_000]).status == 409
+        assert chunk(two.url, "two", token, 100_000, data[100_000:]).status == 201
+        assert progress(one.url, "two", token).status == 201
+        assert call(one.url, "GET", f"{OBJ}/two").body == data
