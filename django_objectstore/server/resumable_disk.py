@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from django_objectstore.server.resumable_store import (
     DEFAULT_SESSION_TTL,
@@ -21,7 +22,7 @@ from django_objectstore.server.resumable_store import (
     SessionRecord,
     Sessions,
 )
-from django_objectstore.server.storage import CHUNK, Backend, Identity, ObjectMeta
+from django_objectstore.server.storage import CHUNK, Backend, Identity, ObjectMeta, Writer
 
 __all__ = ["FilesystemSessions"]
 
@@ -33,6 +34,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def _micros(moment: datetime) -> int:
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@runtime_checkable
+class _FileCopier(Protocol):
+    def copy_from(self, fd: int, offset: int, count: int) -> None: ...
 
 
 class _DiskHandle:
@@ -98,6 +104,14 @@ class _DiskHandle:
                 raise OSError(f"session data ended at {position} of {stop} bytes")
             position += len(block)
             yield block
+
+    def copy_into(self, writer: Writer, count: int) -> bool:
+        """Copy the held bytes in the kernel when the writer can
+        (``copy_file_range``: the filesystem backend's writer)."""
+        if not isinstance(writer, _FileCopier):
+            return False
+        writer.copy_from(self._data(), 0, count)
+        return True
 
     def drop_data(self) -> None:
         self.close()

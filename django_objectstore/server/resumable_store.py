@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from django_objectstore.server.storage import CHUNK, Backend, Identity, ObjectMeta
+from django_objectstore.server.storage import CHUNK, Backend, Identity, ObjectMeta, Writer
 
 __all__ = [
     "DEFAULT_SESSION_TTL",
@@ -122,6 +122,7 @@ class SessionHandle(Protocol):
     def sync(self) -> None: ...
     def save(self, durable: bool) -> None: ...
     def read(self, start: int, stop: int) -> Iterator[bytes | memoryview]: ...
+    def copy_into(self, writer: Writer, count: int) -> bool: ...
     def drop_data(self) -> None: ...
 
 
@@ -207,8 +208,9 @@ class Sessions:
         )
         writer = self.backend.writer(record.ident, meta)
         try:
-            for block in handle.read(0, record.length):
-                writer.write(block)
+            if not handle.copy_into(writer, record.length):
+                for block in handle.read(0, record.length):
+                    writer.write(block)
         except BaseException:
             writer.abort()
             raise
@@ -339,6 +341,9 @@ class _MemoryHandle:
         view = memoryview(self.data)
         for begin in range(start, stop, CHUNK):
             yield bytes(view[begin : min(stop, begin + CHUNK)])
+
+    def copy_into(self, writer: Writer, count: int) -> bool:
+        return False
 
     def drop_data(self) -> None:
         self.data = bytearray()
