@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from django_objectstore._protocol import parse_duration
+from django_objectstore.server.config_modes import read_modes
 
 __all__ = [
     "PERMISSIONS",
@@ -163,10 +164,10 @@ class ServerConfig:
     max_concurrency: int | None = None
     rate_limits: dict[str, Any] | None = None
     min_part_size: int | None = None
-    # Local-server extensions for production backends' behaviour (backend_modes.py).
+    # Local extensions for production backends' behaviour (config_modes.py).
     multipart: bool = True
     resumable: bool = True
-    resumable_session_ttl: timedelta = field(default_factory=lambda: timedelta(days=7))
+    resumable_session_ttl: timedelta = timedelta(days=7)
     name_limit: Literal["gcs"] | None = None
 
 
@@ -374,7 +375,11 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
                 "number of bytes (for example 5242880 for the 5 MiB of GCS and S3)"
             )
         config.min_part_size = size
-    _read_modes(env, config)
+    try:  # local extensions: backend modes (config_modes.py)
+        for name, value in read_modes(env, parse_env_value).items():
+            setattr(config, name, value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if "OS__AUTH__ENFORCE" in env:
         config.auth_enforce = _as_bool(
             "OS__AUTH__ENFORCE", parse_env_value(env["OS__AUTH__ENFORCE"])
@@ -431,36 +436,3 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> ServerConfig:
             for name, policy in usecases.items()
         }
     return config
-
-
-def _read_modes(env: Mapping[str, str], config: ServerConfig) -> None:
-    """Local-server extensions (not upstream): backends without multipart or
-    resumable uploads, resumable session lifetime, GCS's object-name limit."""
-    if "OS__MULTIPART__ENABLED" in env:
-        config.multipart = _as_bool(
-            "OS__MULTIPART__ENABLED", parse_env_value(env["OS__MULTIPART__ENABLED"])
-        )
-    if "OS__RESUMABLE__ENABLED" in env:
-        config.resumable = _as_bool(
-            "OS__RESUMABLE__ENABLED", parse_env_value(env["OS__RESUMABLE__ENABLED"])
-        )
-    if "OS__RESUMABLE__SESSION_TTL" in env:
-        text = str(parse_env_value(env["OS__RESUMABLE__SESSION_TTL"]))
-        try:
-            ttl = parse_duration(text)
-        except ValueError:
-            ttl = timedelta(0)
-        if ttl <= timedelta(0):
-            raise ConfigError(
-                f"OS__RESUMABLE__SESSION_TTL={text!r} must be a positive duration "
-                "such as 7d or 1h 30m"
-            )
-        config.resumable_session_ttl = ttl
-    if "OS__STORAGE__NAME_LIMIT" in env:
-        limit = str(parse_env_value(env["OS__STORAGE__NAME_LIMIT"])).lower()
-        if limit not in ("gcs", "none"):
-            raise ConfigError(
-                f"OS__STORAGE__NAME_LIMIT={limit!r} must be 'gcs' (1,024-byte object names "
-                "as on GCS) or 'none'"
-            )
-        config.name_limit = "gcs" if limit == "gcs" else None
