@@ -40,7 +40,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENV = ROOT / ".venv-bench"
 VENV_PY = VENV / "bin" / "python"
-REQUIREMENTS = ["objectstore-client>=0.2.10", "py-spy>=0.3", "pyinstrument>=4.6"]
+REQUIREMENTS = [
+    "objectstore-client>=0.2.10",
+    "py-spy>=0.3",
+    "pyinstrument>=4.6",
+    "uvicorn>=0.30",  # the django_download scenario serves the view under ASGI
+]
 IMPLS = ("official", "ours")
 MIB = 1 << 20
 KID = "bench"
@@ -67,6 +72,7 @@ ALL_SCENARIOS = [
     "rss_1g",
     "django_small",
     "django_big",
+    "django_download",
     "server_ops",
     "bounds",
 ]
@@ -368,6 +374,66 @@ def scenario_django_big(ctx: Context, name: str) -> None:
     ctx.results[name] = out
 
 
+def scenario_django_download(ctx: Context, name: str) -> None:
+    """The download view serving a huge zstd object under uvicorn (ASGI) and
+    wsgiref (WSGI): the server process's peak RSS above its own baseline
+    (measured after a warm-up request), as ``tests/test_serving.py`` does."""
+    sys.path.insert(0, str(ROOT))
+    from tests.serving.harness import served
+
+    path = ctx.payload("text", ctx.huge)
+    key = "django-download"
+    run_child(ctx.base_spec(kind="put", impl="ours", file=str(path), key=key), ctx)
+    env = {
+        "OBJECTSTORE_URL": ctx.server.url,
+        "OBJECTSTORE_KID": KID,
+        "OBJECTSTORE_SECRET_KEY_FILE": str(ctx.private_key),
+        "OBJECTSTORE_USECASES": json.dumps({USECASE: {"COMPRESSION": "zstd"}}),
+    }
+    out: dict[str, list[dict[str, Any]]] = {"asgi": [], "wsgi": []}
+    for rep in range(ctx.repeat_huge):
+        for kind in ("asgi", "wsgi") if rep % 2 == 0 else ("wsgi", "asgi"):
+            with served(kind, env) as server:  # type: ignore[arg-type]
+                url = f"/files/{USECASE}/org=1/{key}"  # the worker writes in scope org=1
+                status, _ = server.download(url, headers={"Range": "bytes=0-65535"})
+                if status != 206:
+                    raise ChildFailed(f"{kind} warm-up answered {status}")
+                baseline = server.peak_rss_kib()
+                t0 = time.perf_counter()
+                status, _ = server.download(url)
+                wall = time.perf_counter() - t0
+                if status != 200:
+                    raise ChildFailed(f"{kind} download answered {status}")
+                peak = server.peak_rss_kib()
+            out[kind].append(
+                {"wall": wall, "baseline_mib": baseline / 1024, "peak_mib": peak / 1024}
+            )
+            print(
+                f"  {name} rep {rep + 1}/{ctx.repeat_huge} {kind}: {wall:.2f}s, peak RSS "
+                f"{peak / 1024:.0f} MiB (baseline {baseline / 1024:.0f} MiB)",
+                flush=True,
+            )
+    ctx.results[name] = out
+
+
+def _download_rows(ctx: Context) -> list[str]:
+    """Rows of the memory table for the download view (no official peer)."""
+    rows = []
+    for kind, label in (("asgi", "ASGI, uvicorn"), ("wsgi", "WSGI, wsgiref")):
+        runs = ctx.results.get("django_download", {}).get(kind, [])
+        if not runs:
+            continue
+        peak = _med([r["peak_mib"] for r in runs])
+        above = _med([r["peak_mib"] - r["baseline_mib"] for r in runs])
+        met = "yes" if above <= RSS_TARGET_MIB else "**no**"
+        rows.append(
+            f"| Django download view, {ctx.huge // MIB} MiB zstd object ({label}; server "
+            f"process, baseline after a warm-up request, {_fmt(_med([r['wall'] for r in runs]), 1)}"
+            f" s) | - | - | {_fmt(peak, 0)} | {_fmt(above, 0)} | <= {RSS_TARGET_MIB} | {met} |"
+        )
+    return rows
+
+
 def scenario_server_ops(ctx: Context, name: str) -> None:
     out: dict[str, list[dict[str, Any]]] = {}
     for clients in (1, 8):
@@ -419,6 +485,7 @@ RUNNERS: dict[str, Any] = {
     "rss_1g": scenario_rss,
     "django_small": scenario_django_small,
     "django_big": scenario_django_big,
+    "django_download": scenario_django_download,
     "server_ops": scenario_server_ops,
     "bounds": scenario_bounds,
 }
@@ -609,7 +676,17 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
                 f"| {label} | {_fmt(off, 0)} | {_fmt(off - base['official'], 0)} | "
                 f"{_fmt(ours, 0)} | {_fmt(above, 0)} | <= {RSS_TARGET_MIB} | {met} |"
             )
-        lines.append("")
+        lines += [*_download_rows(ctx), ""]
+    elif "django_download" in res:
+        lines += [
+            "## Peak memory of big transfers",
+            "",
+            "| Measurement | Official peak RSS MiB | Official above baseline | Ours peak RSS MiB"
+            " | Ours above baseline | Target | Met |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
+            *_download_rows(ctx),
+            "",
+        ]
 
     if "django_small" in res:
         d = res["django_small"]

@@ -28,6 +28,7 @@ __all__ = [
     "HEADER_TIME_EXPIRES",
     "HEADER_UPLOAD_LENGTH",
     "HEADER_UPLOAD_OFFSET",
+    "MAX_KEY_SEGMENT_BYTES",
     "MAX_PRESIGN_SECONDS",
     "MULTIPART_RESOURCE",
     "OBJECTS_RESOURCE",
@@ -58,6 +59,7 @@ __all__ = [
     "format_duration",
     "format_expiration",
     "format_timestamp",
+    "invalid_key_reason",
     "invalid_scope_char",
     "invalid_usecase",
     "is_auth_refusal",
@@ -155,6 +157,38 @@ def invalid_usecase(name: str) -> str | None:
     return None
 
 
+# -- keys (section 3.3) -------------------------------------------------------
+
+#: Longest ``/``-separated key segment the filesystem backends can store.
+MAX_KEY_SEGMENT_BYTES: Final = 255
+
+
+def invalid_key_reason(key: str) -> str | None:
+    """Why ``key`` cannot be stored under the same name everywhere, or
+    ``None``: it must be non-empty valid UTF-8 without control characters,
+    without empty, ``.`` or ``..`` segments (servers reject them or
+    normalise them away) and without segments longer than
+    ``MAX_KEY_SEGMENT_BYTES`` (filesystem backends cannot store them)."""
+    if not key:
+        return "it is empty"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8 (it contains a lone surrogate)"
+    control = next((c for c in key if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if control is not None:
+        return f"it contains the control character {control!r}"
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            return "it has an empty, '.' or '..' path segment"
+        if len(segment.encode("utf-8")) > MAX_KEY_SEGMENT_BYTES:
+            return (
+                f"its segment {segment[:20]!r}... is longer than {MAX_KEY_SEGMENT_BYTES} "
+                "bytes (UTF-8)"
+            )
+    return None
+
+
 # -- scopes (section 3.2) ----------------------------------------------------
 
 EMPTY_SCOPES: Final = "_"
@@ -236,7 +270,10 @@ for _names, _nanos in (
     for _name in _names:
         _NANOS_PER_UNIT[_name] = _nanos
 
-_SPAN = re.compile(r"\s*(\d+)(?:\.(\d+))?\s*([A-Za-zµ]*)")
+# ASCII digits only, and few enough that the total stays computable; the
+# total must fit a timestamp (Python's datetime ends in the year 9999).
+_SPAN = re.compile(r"\s*([0-9]{1,30})(?:\.([0-9]{1,30}))?\s*([A-Za-zµ]*)")
+_MAX_DURATION: Final = timedelta(days=999_999_999)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -275,6 +312,8 @@ def parse_duration(text: str) -> timedelta:
         spans += 1
     if spans == 0:
         raise ValueError("invalid duration: empty")
+    if nanos > _MAX_DURATION.days * 86_400 * 10**9:
+        raise ValueError(f"invalid duration {text[:40]!r}: longer than {_MAX_DURATION.days} days")
     # timedelta keeps microseconds; sub-microsecond parts are dropped.
     return timedelta(microseconds=nanos // 1_000)
 

@@ -1,17 +1,25 @@
 """The exceptions Django expects, from the client's.
 
-Storage methods catch the client's :class:`~django_objectstore.client.RequestError`
-(and its subclasses, including connection failures) and raise what Django and
-apps handle: ``FileNotFoundError`` for a missing object, ``PermissionError``
-when the server refuses the credentials, ``OSError`` for anything else.
+Storage methods catch the client's errors (``CLIENT_ERRORS``: a
+:class:`~django_objectstore.client.RequestError` for an error status, an
+:class:`~django_objectstore.client.ObjectstoreConnectionError` -- a urllib3
+error, as the official client raises -- when no response came) and raise what
+Django and apps handle: ``FileNotFoundError`` for a missing object,
+``PermissionError`` when the server refuses the credentials, ``OSError`` for
+anything else.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from django_objectstore._protocol import is_auth_refusal
 from django_objectstore.client import ObjectstoreConnectionError, RequestError
 
-__all__ = ["missing", "storage_error"]
+__all__ = ["CLIENT_ERRORS", "missing", "storage_error"]
+
+#: What a client call raises when it fails (catch these, by class).
+CLIENT_ERRORS: Final = (RequestError, ObjectstoreConnectionError)
 
 
 def missing(name: str, usecase: str) -> FileNotFoundError:
@@ -19,7 +27,9 @@ def missing(name: str, usecase: str) -> FileNotFoundError:
     return FileNotFoundError(f"Objectstore has no object {name!r} in usecase {usecase!r}.")
 
 
-def storage_error(exc: RequestError, name: str, usecase: str) -> OSError:
+def storage_error(
+    exc: RequestError | ObjectstoreConnectionError, name: str, usecase: str
+) -> OSError:
     """Translate a failed request about stored name ``name``."""
     if exc.status == 404:
         return missing(name, usecase)

@@ -21,8 +21,8 @@ from typing import IO, Any, Final
 import zstandard
 from django.core.files.base import File
 
-from django_objectstore.client import Metadata, RequestError, Session
-from django_objectstore.errors import missing, storage_error
+from django_objectstore.client import Metadata, Session
+from django_objectstore.errors import CLIENT_ERRORS, missing, storage_error
 
 __all__ = [
     "BLOCK_SIZE",
@@ -84,7 +84,7 @@ class RemoteObject:
         """The object's metadata (one HEAD); ``FileNotFoundError`` if missing."""
         try:
             meta = self.session.head(self.key)
-        except RequestError as exc:
+        except CLIENT_ERRORS as exc:
             raise storage_error(exc, self.name, self.usecase) from exc
         if meta is None:
             raise missing(self.name, self.usecase)
@@ -92,7 +92,9 @@ class RemoteObject:
 
     def reader(self) -> RemoteReader:
         """A seekable stream of the object's logical bytes (first GET now)."""
-        return RemoteReader(self.fetch, self.size)
+        return RemoteReader(
+            self.fetch, self.size, label=f"object {self.name!r} in usecase {self.usecase!r}"
+        )
 
     def fetch(self, start: int) -> Fetched:
         """Open a ranged GET from logical offset ``start``.
@@ -102,7 +104,7 @@ class RemoteObject:
         read from 0 (a zstd stream cannot be entered in the middle)."""
         try:
             response = self.session.get_range(self.key, start)
-        except RequestError as exc:
+        except CLIENT_ERRORS as exc:
             raise storage_error(exc, self.name, self.usecase) from exc
         if response is None:
             raise missing(self.name, self.usecase)
@@ -136,7 +138,7 @@ class RemoteObject:
                 return int(meta.size)
             try:
                 response = self.session.get_range(self.key, 0, 0)
-            except RequestError as exc:
+            except CLIENT_ERRORS as exc:
                 raise storage_error(exc, self.name, self.usecase) from exc
             if response is None:
                 raise missing(self.name, self.usecase)
@@ -157,7 +159,7 @@ class RemoteObject:
 class RemoteReader(io.RawIOBase):
     """A seekable, read-only byte stream over one object."""
 
-    def __init__(self, fetch: Fetcher, count_size: SizeProbe) -> None:
+    def __init__(self, fetch: Fetcher, count_size: SizeProbe, *, label: str = "object") -> None:
         super().__init__()
         # Set before the first request: if it raises, io's finalizer still
         # calls close(), which must find a (closed) stream attribute.
@@ -173,6 +175,8 @@ class RemoteReader(io.RawIOBase):
         self._buf_start = 0  # logical offset of _buf[0]; the stream sits at its end
         self._pos = 0
         self.requests = 1  # GETs issued; tests and benchmarks read it
+        #: How errors name the object ("object 'org=1/a.txt' in usecase 'x'").
+        self.label = label
 
     # -- io.RawIOBase ----------------------------------------------------
     def readable(self) -> bool:
@@ -234,7 +238,7 @@ class RemoteReader(io.RawIOBase):
             stream = self._position_stream()
             if want >= 4 * BLOCK_SIZE:
                 # Big reads go straight to the caller, not through the buffer.
-                data = stream.read(want)
+                data = self._pull(stream, want)
                 if not data:
                     self._at_eof()
                     break
@@ -244,7 +248,7 @@ class RemoteReader(io.RawIOBase):
                 self._buf = bytearray()
                 self._buf_start = self._pos
                 continue
-            data = stream.read(max(want, BLOCK_SIZE) if want > 0 else 4 * BLOCK_SIZE)
+            data = self._pull(stream, max(want, BLOCK_SIZE) if want > 0 else 4 * BLOCK_SIZE)
             if not data:
                 self._at_eof()
                 break
@@ -258,6 +262,15 @@ class RemoteReader(io.RawIOBase):
         super().close()
 
     # -- internals -------------------------------------------------------
+    def _pull(self, stream: IO[bytes], size: int) -> bytes:
+        try:
+            return stream.read(size)
+        except zstandard.ZstdError as exc:
+            raise OSError(
+                f"Objectstore {self.label} is corrupt: its zstd-compressed data cannot be "
+                f"decoded ({exc}). Upload it again, or delete it."
+            ) from exc
+
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
@@ -304,7 +317,7 @@ class RemoteReader(io.RawIOBase):
             end = self._buf_start
         # Read and discard up to the target (compressed objects, short skips).
         while end < self._pos:
-            skipped = stream.read(min(self._pos - end, 4 * BLOCK_SIZE))
+            skipped = self._pull(stream, min(self._pos - end, 4 * BLOCK_SIZE))
             if not skipped:
                 break
             end += len(skipped)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Final
@@ -29,12 +30,15 @@ from django_objectstore.client import SecretKey
 
 __all__ = [
     "bucketed_presigned_url",
+    "download_path",
     "download_signature",
     "download_url",
     "valid_download_signature",
 ]
 
 _SALT: Final = "django_objectstore.download"
+#: ``expires`` is a Unix time: ASCII digits, at most 12 of them (year 33658).
+_EXPIRES: Final = re.compile(r"[0-9]{1,12}")
 
 
 def download_signature(usecase: str, name: str, expires: int) -> str:
@@ -42,10 +46,16 @@ def download_signature(usecase: str, name: str, expires: int) -> str:
     return signing.Signer(salt=_SALT).signature(f"{usecase}\n{name}\n{expires}")
 
 
+def download_path(usecase: str, name: str) -> str:
+    """The download view's unsigned URL path for ``name`` (served only if
+    ``DOWNLOAD_PERMISSION`` allows the request)."""
+    return reverse("django_objectstore:download", kwargs={"usecase": usecase, "name": name})
+
+
 def download_url(usecase: str, name: str, seconds: int) -> str:
     """A link to the download view valid for ``seconds``."""
     expires = int(time.time()) + int(seconds)
-    path = reverse("django_objectstore:download", kwargs={"usecase": usecase, "name": name})
+    path = download_path(usecase, name)
     query = urlencode(
         {"expires": str(expires), "signature": download_signature(usecase, name, expires)}
     )
@@ -55,7 +65,9 @@ def download_url(usecase: str, name: str, seconds: int) -> str:
 def valid_download_signature(usecase: str, name: str, expires: str, signature: str) -> bool:
     """Whether a link's ``expires`` and ``signature`` query values are
     authentic and not yet expired."""
-    if not expires.isdigit() or not signature or int(expires) < time.time():
+    # fullmatch, not str.isdigit(): that accepts "²" and 5,000-digit numbers,
+    # which int() then refuses (a 500 instead of a 403).
+    if not _EXPIRES.fullmatch(expires) or not signature or int(expires) < time.time():
         return False
     return constant_time_compare(signature, download_signature(usecase, name, int(expires)))
 
@@ -63,7 +75,7 @@ def valid_download_signature(usecase: str, name: str, expires: str, signature: s
 def bucketed_presigned_url(
     token: SecretKey, base_url: str, usecase: str, name: str, seconds: int, bucket: int
 ) -> str:
-    """A pre-signed GET URL of stored ``name`` (``<scope>/<key>``) that stays
+    """A pre-signed GET URL of ``name`` (``<scope>/<key>`` as on the wire) that stays
     byte-identical for ``bucket`` seconds (so browsers and CDNs can cache it):
     the signing time is rounded down to the bucket and the validity stretched
     by one bucket, so it is still valid for at least ``seconds`` whenever it is

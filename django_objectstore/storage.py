@@ -1,9 +1,10 @@
 """``ObjectstoreStorage``: Django's Storage API over Objectstore.
 
-Names are ``<scope>/<key>`` (see :mod:`django_objectstore.names`). By default
-the server picks the key (one POST per save, no ``exists()`` round trip);
-with ``key_from_name=True`` the generated name is the key and Django's
-no-overwrite rules apply (``allow_overwrite=True`` to replace).
+Names are keys, as in Django's other storages: the name Django generated
+(``upload_to`` folders and extension kept) is the key, prefixed by the scope
+when there is one (see :mod:`django_objectstore.names`). Django's no-overwrite
+rules apply (``allow_overwrite=True`` replaces); ``server_chosen_keys=True``
+lets the server pick every key instead.
 
 The storage holds only its options: the client comes from
 :mod:`django_objectstore.factory` on use, so construction does no I/O, the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import warnings
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import IO, Any, Final, NoReturn
@@ -35,12 +37,12 @@ from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 
 from django_objectstore import factory
-from django_objectstore._protocol import MAX_PRESIGN_SECONDS
-from django_objectstore.client import Metadata, RequestError, SecretKey, Session
+from django_objectstore._protocol import MAX_PRESIGN_SECONDS, render_scopes
+from django_objectstore.client import Metadata, SecretKey, Session
 from django_objectstore.conf import objectstore_settings
-from django_objectstore.errors import storage_error
+from django_objectstore.errors import CLIENT_ERRORS, storage_error
 from django_objectstore.files import SIZE_METADATA_KEY, ObjectstoreFile, RemoteObject
-from django_objectstore.links import bucketed_presigned_url, download_url
+from django_objectstore.links import bucketed_presigned_url, download_path, download_url
 from django_objectstore.names import ScopePairs, join_name, scope_pairs, split_name
 from django_objectstore.uploads import body_of, body_of_spool, content_type_of, spooled
 
@@ -52,7 +54,7 @@ OBJECT_PARAMETERS: Final = frozenset(
 )
 #: Length of a server-generated key (a canonical UUID4).
 SERVER_KEY_LENGTH: Final = 36
-URL_STRATEGIES: Final = ("auto", "presigned", "plain", "view")
+URL_STRATEGIES: Final = ("auto", "presigned", "plain", "view", "view-unsigned")
 
 
 @deconstructible(path="django_objectstore.storage.ObjectstoreStorage")
@@ -62,16 +64,20 @@ class ObjectstoreStorage(Storage):
     Options (keyword-only, all optional, all plain values so they pickle and
     serialise into migrations without secrets):
 
-    * ``usecase``: usecase name; defaults to the only one in ``USECASES``.
+    * ``usecase``: usecase name; defaults to ``OBJECTSTORE["DEFAULT_USECASE"]``,
+      else the only one in ``USECASES``.
     * ``scope``: scope for names that carry no scope segment, e.g.
-      ``{"org": 1}``; default no scope (``_``).
-    * ``key_from_name``: use the generated name as the key instead of letting
-      the server choose one.
-    * ``allow_overwrite``: with ``key_from_name``, replace existing objects
+      ``{"org": 1}``; default no scope.
+    * ``allow_overwrite``: replace an existing object of the same name
       instead of picking an alternative name (Django's semantics).
+    * ``server_chosen_keys``: let the server pick every key (a UUID; one POST
+      per save, no existence check) instead of using the name Django
+      generated. ``key_from_name`` (deprecated) is its opposite.
     * ``url_strategy``: ``"auto"`` (pre-signed if a secret key is configured,
-      else plain), ``"presigned"``, ``"plain"`` or ``"view"`` (the download
-      view in ``django_objectstore.urls``, signed with Django's SECRET_KEY).
+      else plain), ``"presigned"``, ``"plain"``, ``"view"`` (the download view
+      in ``django_objectstore.urls``, signed with Django's SECRET_KEY) or
+      ``"view-unsigned"`` (the download view, unsigned: stable URLs for
+      objects ``DOWNLOAD_PERMISSION`` lets anyone read, such as static files).
     * ``url_expiry``: validity of signed URLs in seconds (default
       ``OBJECTSTORE["URL_EXPIRY_SECONDS"]``).
     * ``url_bucket``: round pre-signed URLs to this many seconds so they stay
@@ -84,8 +90,9 @@ class ObjectstoreStorage(Storage):
         usecase: str | None = None,
         *,
         scope: Mapping[str, Any] | None = None,
-        key_from_name: bool = False,
         allow_overwrite: bool = False,
+        server_chosen_keys: bool = False,
+        key_from_name: bool | None = None,
         url_strategy: str = "auto",
         url_expiry: int | None = None,
         url_bucket: int | None = None,
@@ -100,17 +107,31 @@ class ObjectstoreStorage(Storage):
                 f"ObjectstoreStorage url_strategy={url_strategy!r}; use one of "
                 f"{', '.join(URL_STRATEGIES)}."
             )
-        if allow_overwrite and not key_from_name:
+        if key_from_name is not None:
+            if server_chosen_keys and key_from_name:
+                raise ImproperlyConfigured(
+                    "ObjectstoreStorage(key_from_name=True, server_chosen_keys=True) "
+                    "contradict each other; drop key_from_name (deprecated)."
+                )
+            warnings.warn(
+                "ObjectstoreStorage(key_from_name=...) is deprecated: names are keys by "
+                "default now. Drop key_from_name=True; write server_chosen_keys=True "
+                "instead of key_from_name=False.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            server_chosen_keys = not key_from_name
+        if allow_overwrite and server_chosen_keys:
             raise ImproperlyConfigured(
-                "ObjectstoreStorage(allow_overwrite=True) needs key_from_name=True: "
-                "server-chosen keys are always new."
+                "ObjectstoreStorage(allow_overwrite=True) cannot be combined with "
+                "server_chosen_keys=True: server-chosen keys are always new."
             )
         try:
             self._default_scope = scope_pairs(scope)
         except ValueError as exc:
             raise ImproperlyConfigured(f"ObjectstoreStorage scope={scope!r}: {exc}") from None
         self._usecase = usecase
-        self.key_from_name = key_from_name
+        self.server_chosen_keys = server_chosen_keys
         self.allow_overwrite = allow_overwrite
         self.url_strategy = url_strategy
         self.url_expiry = url_expiry
@@ -124,12 +145,18 @@ class ObjectstoreStorage(Storage):
     def usecase(self) -> str:
         if self._usecase is not None:
             return self._usecase
+        default = objectstore_settings.default_usecase
+        if default is not None:
+            return default
         usecases = list(objectstore_settings.usecases)
         if len(usecases) == 1:
             return usecases[0]
         raise ImproperlyConfigured(
-            "ObjectstoreStorage needs a usecase: pass OPTIONS={'usecase': ...} (or "
-            f"usecase=...) because OBJECTSTORE['USECASES'] has {len(usecases)} entries."
+            "ObjectstoreStorage was built without a usecase, and OBJECTSTORE has no "
+            f"DEFAULT_USECASE to fall back on ({len(usecases)} usecases configured). Set "
+            "OBJECTSTORE['DEFAULT_USECASE'] = '<usecase>' (apps such as django-filer build "
+            "the storage from STORAGES[...]['BACKEND'] alone, without OPTIONS), or pass "
+            "OPTIONS={'usecase': ...}."
         )
 
     def _session(self, pairs: ScopePairs) -> Session:
@@ -137,15 +164,23 @@ class ObjectstoreStorage(Storage):
 
     def _object(self, name: str) -> RemoteObject:
         pairs, key = self._split(name)
-        return RemoteObject(self._session(pairs), key, join_name(pairs, key), self.usecase)
+        return RemoteObject(self._session(pairs), key, self._join(pairs, key), self.usecase)
 
     def _split(self, name: str) -> tuple[ScopePairs, str]:
         return split_name(str(name).replace("\\", "/"), self._default_scope)
 
+    def _join(self, pairs: ScopePairs, key: str) -> str:
+        return join_name(pairs, key, self._default_scope)
+
+    def stored_name(self, scope: ScopePairs, key: str) -> str:
+        """The name of ``key`` in ``scope`` (pairs) as this storage stores it."""
+        return self._join(scope, key)
+
     def canonical_name(self, name: str) -> str:
-        """``name`` with its scope segment made explicit (``_/`` if none)."""
+        """The stored name for ``name``: the key alone when unscoped, else
+        ``<scope>/<key>`` (legacy ``_/<key>`` names become ``<key>``)."""
         pairs, key = self._split(name)
-        return join_name(pairs, key)
+        return self._join(pairs, key)
 
     # -- names -----------------------------------------------------------
     def generate_filename(self, filename: str | os.PathLike[str]) -> str:
@@ -160,15 +195,15 @@ class ObjectstoreStorage(Storage):
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
         name = self.canonical_name(name)
-        if not self.key_from_name:
+        if self.server_chosen_keys:
             # The server picks a 36-character key: check the final length now,
             # before uploading, instead of failing in the database afterwards.
             pairs, _ = self._split(name)
-            final = len(join_name(pairs, "k")) - 1 + SERVER_KEY_LENGTH
+            final = len(self._join(pairs, "k" * SERVER_KEY_LENGTH))
             if max_length is not None and final > max_length:
                 raise SuspiciousFileOperation(
                     f"Stored names in usecase {self.usecase!r} with scope "
-                    f"{join_name(pairs, '')!r} are {final} characters long (scope + "
+                    f"{render_scopes(pairs)!r} are {final} characters long (scope + "
                     f"'/' + a {SERVER_KEY_LENGTH}-character server key), more than the "
                     f"field's max_length={max_length}; raise max_length on the field."
                 )
@@ -215,13 +250,13 @@ class ObjectstoreStorage(Storage):
                 "metadata": metadata or None,
             }
             stored = self._put(
-                session, body.data, key=key if self.key_from_name else None, **options
+                session, body.data, key=None if self.server_chosen_keys else key, **options
             )
-        except RequestError as exc:
-            raise storage_error(exc, join_name(pairs, key), self.usecase) from exc
+        except CLIENT_ERRORS as exc:
+            raise storage_error(exc, self._join(pairs, key), self.usecase) from exc
         finally:
             body.close()
-        return join_name(pairs, stored)
+        return self._join(pairs, stored)
 
     def get_object_parameters(self, name: str, content: File) -> Mapping[str, Any]:  # type: ignore[type-arg]
         """Per-object upload options; override to customise. May return any of
@@ -247,8 +282,8 @@ class ObjectstoreStorage(Storage):
                 filename=posixpath.basename(key),
                 metadata={SIZE_METADATA_KEY: str(body.size)},
             )
-        except RequestError as exc:
-            raise storage_error(exc, join_name(pairs, key), self.usecase) from exc
+        except CLIENT_ERRORS as exc:
+            raise storage_error(exc, self._join(pairs, key), self.usecase) from exc
 
     # -- reading ---------------------------------------------------------
     def _open(self, name: str, mode: str = "rb") -> ObjectstoreFile:
@@ -279,7 +314,7 @@ class ObjectstoreStorage(Storage):
         remote = self._object(name)
         try:
             remote.session.delete(remote.key)
-        except RequestError as exc:
+        except CLIENT_ERRORS as exc:
             if exc.status == 404:
                 return  # a missing object is not an error
             raise storage_error(exc, remote.name, self.usecase) from exc
@@ -333,7 +368,9 @@ class ObjectstoreStorage(Storage):
             seconds = objectstore_settings.url_expiry_seconds
         strategy = self.url_strategy
         if strategy == "view":
-            return download_url(self.usecase, join_name(pairs, key), seconds)
+            return download_url(self.usecase, self._join(pairs, key), seconds)
+        if strategy == "view-unsigned":
+            return download_path(self.usecase, self._join(pairs, key))
         session = self._session(pairs)
         token = factory.get_token()
         if strategy == "presigned" or (strategy == "auto" and isinstance(token, SecretKey)):
@@ -355,7 +392,7 @@ class ObjectstoreStorage(Storage):
                     token,
                     objectstore_settings.url,
                     self.usecase,
-                    join_name(pairs, key),
+                    f"{render_scopes(pairs)}/{key}",
                     seconds,
                     bucket,
                 )

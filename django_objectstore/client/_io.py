@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 from collections.abc import Generator, Iterable
 from typing import IO, Final, TypeAlias, cast
 
 import urllib3
 
-from django_objectstore.client.errors import ObjectstoreConnectionError, RequestError
+from django_objectstore.client.errors import (
+    ObjectstoreConnectionError,
+    RequestError,
+    transport_error,
+)
 
 __all__ = [
     "BLOCK_SIZE",
@@ -59,9 +64,21 @@ def read_json(response: urllib3.response.HTTPResponse) -> dict[str, object]:
 
 
 def translate_transport_error(exc: Exception, what: str) -> ObjectstoreConnectionError:
-    """The one seam where urllib3 transport errors become ours."""
-    reason = getattr(exc, "reason", None) or exc
-    return ObjectstoreConnectionError(f"Objectstore {what} failed without a response: {reason}")
+    """The one seam where transport errors become ours: urllib3's error (or,
+    for the socket reads that bypass urllib3, the error urllib3 would have
+    raised) as an ``ObjectstoreConnectionError`` of the same class."""
+    if not isinstance(exc, urllib3.exceptions.HTTPError):
+        exc = _as_urllib3_error(exc)
+    return transport_error(exc, what)
+
+
+def _as_urllib3_error(exc: Exception) -> urllib3.exceptions.HTTPError:
+    """What urllib3's response reader raises for ``exc`` from the socket."""
+    if isinstance(exc, TimeoutError):
+        return urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")  # type: ignore[arg-type]
+    if isinstance(exc, ssl.SSLError):
+        return urllib3.exceptions.SSLError(exc)
+    return urllib3.exceptions.ProtocolError(f"Connection broken: {exc!r}", exc)
 
 
 def known_size(contents: object) -> int | None:

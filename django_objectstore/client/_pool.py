@@ -8,9 +8,9 @@ from urllib.parse import urlparse
 
 import urllib3
 from urllib3._collections import HTTPHeaderDict
-from urllib3.connectionpool import HTTPConnectionPool, connection_from_url
+from urllib3.connectionpool import HTTPConnectionPool
 
-from django_objectstore.client._connection import connection_class
+from django_objectstore.client._connection import connection_pool
 from django_objectstore.client._io import BLOCK_SIZE
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "make_pool"]
@@ -51,6 +51,4 @@ def make_pool(
     headers = HTTPHeaderDict({"User-Agent": user_agent})
     headers.update(kwargs.get("headers") or {})
     kwargs["headers"] = headers
-    pool: HTTPConnectionPool = connection_from_url(base_url, **kwargs)
-    pool.ConnectionCls = connection_class(parsed.scheme, kwargs["timeout"])
-    return pool
+    return connection_pool(base_url, **kwargs)

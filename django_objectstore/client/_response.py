@@ -19,7 +19,6 @@ import urllib3
 
 from django_objectstore.client._io import BLOCK_SIZE, translate_transport_error
 from django_objectstore.client._zstd import starts_with_raw_block
-from django_objectstore.client.errors import ObjectstoreConnectionError
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -102,10 +101,11 @@ class ResponseStream(io.RawIOBase):
             return count
         if not fp.chunked and fp.length:  # http.client does not complain
             self._response.close()
-            raise ObjectstoreConnectionError(
-                f"Objectstore payload read failed: the connection closed {fp.length} bytes "
-                "before the end of the body"
-            )
+            # What urllib3 raises for a body shorter than its Content-Length.
+            total = int(self._response.headers.get("content-length") or 0)
+            short = urllib3.exceptions.IncompleteRead(max(total - fp.length, 0), fp.length)
+            broken = urllib3.exceptions.ProtocolError(f"Connection broken: {short!r}", short)
+            raise translate_transport_error(broken, "payload read")
         self._finish()
         return 0
 

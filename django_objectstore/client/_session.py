@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Final, Literal, TypeAlias, cast
 
 import urllib3
@@ -119,7 +119,9 @@ class Usecase:
 
 @dataclass(frozen=True)
 class UploadOptions:
-    """How a client's sessions upload large inputs (see ``Client``)."""
+    """How a client's sessions upload large inputs (see ``Client``), and what
+    they learnt about the server: one object per client, shared by its
+    sessions (and threads)."""
 
     #: Known-size inputs of at least this many bytes take the large-input paths.
     threshold: Threshold = DEFAULT_MULTIPART_THRESHOLD
@@ -127,6 +129,10 @@ class UploadOptions:
     part_size: int = DEFAULT_MULTIPART_PART_SIZE
     #: Parts in flight, and most compression threads of one put.
     workers: int = DEFAULT_MULTIPART_WORKERS
+    #: Usecases whose server answered 501 to a multipart request (its backend
+    #: has no multipart): later puts skip the probe, for the client's lifetime.
+    #: Only ever grows; set operations are atomic, so no lock.
+    no_multipart: set[str] = field(default_factory=set, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Named as the Client's arguments, which these are.

@@ -1,22 +1,26 @@
-"""How ``Session.put`` sends an object: the choice of strategy, and the two
-single-request strategies (the parallel multipart one is ``_parallel``).
+"""How ``Session.put`` sends an object: the choice of strategy, the
+fallback when the server has no multipart, and the two single-request
+strategies (the parallel multipart one is ``_parallel``).
 
 * Known size at or above the threshold, incompressible (judged from
   samples): one request carrying a zstd frame of raw blocks (``_rawframe``).
 * Known size at or above the threshold, otherwise: a parallel multipart
-  upload of 2 MiB zstd frames compressed on worker threads.
-* Below it, compressible inputs of known size from 4 MiB up: one request of
+  upload of 2 MiB zstd frames compressed on worker threads. If the server
+  answers 501 (no multipart in its backend), the usecase is remembered as
+  such for the client's lifetime and the input goes as below.
+* Otherwise, compressible inputs of known size from 4 MiB up: one request of
   such frames; everything else one streamed request, as the official client
   sends it.
 * Before all of these: seekable inputs at or above the put's own
   ``resumable_threshold_bytes``, or the usecase's when the multipart path
-  does not take them, go through a resumable upload (``_resumable``).
+  does not take them (also after its 501), go through a resumable upload
+  (``_resumable``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import Final, Literal
+from typing import IO, Final, Literal, cast
 
 from django_objectstore.client._io import (
     BLOCK_SIZE,
@@ -32,7 +36,11 @@ from django_objectstore.client._rawframe import frame_size, is_incompressible, r
 from django_objectstore.client._resumable import put_resumable, resumable_size
 from django_objectstore.client._session import RequestBody, SessionCore
 from django_objectstore.client._zstd import compress_small, frame_chunks, stream_chunks
-from django_objectstore.client.errors import ObjectstoreConnectionError, raise_for_status
+from django_objectstore.client.errors import (
+    ObjectstoreConnectionError,
+    RequestError,
+    raise_for_status,
+)
 
 __all__ = ["put_object"]
 
@@ -56,31 +64,96 @@ def put_object(
     options = session._uploads
     threshold = options.threshold
     size = known_size(contents) if threshold != "none" else None
+    threads = 1
+    if compress and size is not None and size >= _THREADED_COMPRESS_MIN:
+        threads = options.compress_threads()
     big = size is not None and threshold != "none" and size >= threshold
-    resumable = resumable_size(session, contents, resumable_threshold, big)
-    if resumable is not None:  # _resumable.py
-        threads = (
-            options.compress_threads() if compress and resumable >= _THREADED_COMPRESS_MIN else 1
-        )
-        done = put_resumable(session, contents, key, headers, compress=compress, threads=threads)
-        if done is not None:
-            return done
+    multipart = big and session._usecase.name not in options.no_multipart
+    done = _put_resumable(session, contents, key, headers, compress, resumable_threshold, multipart)
+    if done is not None:
+        return done
     if size is not None and big:
         if compress and is_incompressible(contents, size):
             return _put_raw_frame(session, contents, size, key, headers)
+        if multipart:
+            done = _put_multipart(session, contents, size, key, headers, compress)
+            if done is None:  # 501: resumable where the usecase asks for it
+                done = _put_resumable(
+                    session, contents, key, headers, compress, resumable_threshold, False
+                )
+            if done is not None:
+                return done
+    return _put_single(session, contents, key, headers, compress, threads)
+
+
+def _put_resumable(
+    session: SessionCore,
+    contents: Body,
+    key: str | None,
+    headers: dict[str, str],
+    compress: bool,
+    per_put: int | Literal["none"] | None,
+    multipart: bool,
+) -> tuple[str, int, int] | None:
+    """A resumable upload (``_resumable``) when the input qualifies (see
+    ``resumable_size``), else ``None``."""
+    size = resumable_size(session, contents, per_put, multipart)
+    if size is None:
+        return None
+    threads = 1
+    if compress and size >= _THREADED_COMPRESS_MIN:
+        threads = session._uploads.compress_threads()
+    return put_resumable(session, contents, key, headers, compress=compress, threads=threads)
+
+
+def _put_multipart(
+    session: SessionCore,
+    contents: Body,
+    size: int,
+    key: str | None,
+    headers: dict[str, str],
+    compress: bool,
+) -> tuple[str, int, int] | None:
+    """A parallel multipart put, or ``None`` if the server answered 501 (its
+    backend has no multipart; the real server's S3-compatible and BigTable
+    backends do that at initiation, before any byte is read). The usecase is
+    then remembered as without multipart, anything initiated has been
+    aborted (``parallel_put`` aborts on any failure) and ``contents`` is
+    back where it started, so the caller can send it another way."""
+    # Inputs of known size are bytes or seekable files (see ``known_size``):
+    # a 501 that comes after bytes were read is undone by seeking back.
+    start = None if isinstance(contents, bytes | bytearray | memoryview) else _tell(contents)
+    try:
         return parallel_put(
             session,
             contents,
             key=key,
             headers=headers,
             compress=compress,
-            options=options,
+            options=session._uploads,
             source_size=size,
         )
-    threads = 1
-    if compress and size is not None and size >= _THREADED_COMPRESS_MIN:
-        threads = options.compress_threads()
-    return _put_single(session, contents, key, headers, compress, threads)
+    except RequestError as exc:
+        if exc.status != 501:
+            raise
+        session._uploads.no_multipart.add(session._usecase.name)
+        if start is not None:
+            try:
+                cast(IO[bytes], contents).seek(start)
+            except (OSError, ValueError) as seek_exc:
+                raise RequestError(
+                    "the server refused the multipart upload (501) after part of the input "
+                    f"was read, and the input cannot seek back to {start} to send it "
+                    f"another way ({seek_exc}); put it again (this client no longer tries "
+                    "multipart for this usecase)",
+                    exc.status,
+                    exc.response,
+                ) from exc
+        return None
+
+
+def _tell(contents: Body) -> int:
+    return cast(IO[bytes], contents).tell()  # a seekable file (see ``known_size``)
 
 
 def _put_single(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
+import weakref
 from enum import StrEnum
 from typing import Final, Self, TypeAlias
 
@@ -71,6 +73,7 @@ class SecretKey:
         self._parsed: tuple[str, Ed25519PrivateKey] | None = None
         self._header: tuple[str, str] | None = None
         self._tokens: dict[tuple[str, str, tuple[str, ...], int], tuple[str, float]] = {}
+        _keys.add(self)
 
     def __repr__(self) -> str:
         # Never show the key material.
@@ -183,6 +186,19 @@ class SecretKey:
         (the ``os_sig`` value of a pre-signed URL)."""
         return _b64url(self._private_key().sign(canonical_form.encode("utf-8")))
 
+
+# Keys whose token-cache lock a forked child must not inherit held.
+_keys: weakref.WeakSet[SecretKey] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have been signing when the parent forked: that lock
+    # would stay held forever in the child. The cached tokens stay valid.
+    for key in list(_keys):
+        key._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 #: Older name of :class:`SecretKey`.
 TokenGenerator = SecretKey

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib.util import find_spec
@@ -246,7 +247,8 @@ class Session(SessionCore):
         bytes; streamed, never read whole) and return the object's key
         (server-generated when ``key`` is empty).
 
-        ``compress`` (older name: ``compression``) overrides the usecase's
+        ``compress`` (older name: ``compression``, deprecated as in the
+        official client since 0.2.10) overrides the usecase's
         compression; pass ``precompressed="zstd"`` for contents that are
         already zstd-compressed. Inputs whose size is known and at least the
         client's ``multipart_threshold`` take a faster path: incompressible
@@ -262,6 +264,11 @@ class Session(SessionCore):
         answers (``client/_resumable.py``); ``"none"`` turns that off.
         """
         if compression is not None:
+            warnings.warn(
+                "`compression` is deprecated, use `compress` instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             if compress is not None:
                 raise ValueError("Cannot pass both `compress` and `compression`")
             compress = compression

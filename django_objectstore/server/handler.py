@@ -17,10 +17,14 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from django_objectstore._protocol import parse_scopes
+from django_objectstore._protocol_parsing import U32_MAX, loads_json, parse_range, parse_unsigned
 from django_objectstore.server import resumable
 from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.backend_modes import NOT_IMPLEMENTED, check_name, multipart_refused
+from django_objectstore.server.batch import run_batch
 from django_objectstore.server.headers import HeaderError, RequestHeaders, read_headers
+from django_objectstore.server.keda import CONTENT_TYPE as KEDA_CONTENT_TYPE
+from django_objectstore.server.keda import keda_text
 from django_objectstore.server.resumable import is_resumable
 from django_objectstore.server.service import (
     REASONS,
@@ -32,6 +36,7 @@ from django_objectstore.server.service import (
     meta_from_headers,
     meta_headers,
 )
+from django_objectstore.server.spool import spooled
 from django_objectstore.server.storage import (
     Identity,
     StoredObject,
@@ -46,9 +51,6 @@ BUFFER = 256 * 1024
 _BODY_BLOCK = 1024 * 1024
 _DRAIN_LIMIT = 64 * 1024 * 1024
 _COMPLETE_LIMIT = 2 * 1024 * 1024
-_BATCH_LIMIT = 1024 * 1024 * 1024
-_MAX_PART_NUMBER = 2**32 - 1
-_USECASE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _REDACTED = frozenset({"os_auth", "os_sig"})
 _VERSION = re.compile(r"HTTP/([0-9]{1,10})\.([0-9]{1,10})")
 
@@ -490,6 +492,24 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(head + body)
         self._sent += len(body)
 
+    def send_stream(
+        self, status: int, headers: list[tuple[str, str]], chunks: Iterable[bytes]
+    ) -> None:
+        """Send ``chunks`` as they come: chunked for HTTP/1.1, else until close."""
+        chunked = self.request_version == "HTTP/1.1"
+        if not chunked:
+            self.close_connection = True
+        framing = [("transfer-encoding", "chunked")] if chunked else []
+        self.wfile.write(self._head(status, [*headers, *framing]))
+        for chunk in chunks:
+            if chunked:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            else:
+                self.wfile.write(chunk)
+            self._sent += len(chunk)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
     def send_json(self, status: int, payload: object) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         self.send_simple(status, body, [("content-type", "application/json")])
@@ -583,18 +603,10 @@ class RequestHandler(BaseHTTPRequestHandler):
             key = _decode_component(route.key, "key")
             if not usecase:
                 raise _InvalidPath("Invalid URL: usecase must be non-empty")
-            bad = next((c for c in usecase if c not in _USECASE_CHARS), None)
-            if bad is not None:
-                raise _InvalidPath(
-                    f"Invalid URL: invalid character {bad!r} in usecase "
-                    "(allowed are letters, digits, '_' and '-')"
-                )
             try:
                 scopes = tuple(parse_scopes(scopes_text))
             except ValueError as exc:
                 raise _InvalidPath(f"Invalid URL: {exc}") from None
-            if any(part in (".", "..") for part in key.split("/")):
-                raise _InvalidPath("Invalid URL: key must not contain '.' or '..' segments")
         except _InvalidPath as exc:
             self.send_text(400, str(exc))
             return
@@ -648,32 +660,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             else:
                 self.send_text(200, "OK")
         else:
-            counters = service.counters
-            body = (
-                "# TYPE objectstore_requests_total counter\n"
-                f"objectstore_requests_total {counters.requests}\n"
-                "# TYPE objectstore_bytes_total counter\n"
-                f"objectstore_bytes_total {counters.bytes}\n"
-                "# TYPE objectstore_requests_in_flight gauge\n"
-                f"objectstore_requests_in_flight {counters.in_flight}\n"
-                "# TYPE objectstore_tasks_running gauge\n"
-                f"objectstore_tasks_running {service.concurrency.running}\n"
-            )
-            if service.max_requests is not None:
-                body += (
-                    "# TYPE objectstore_requests_limit gauge\n"
-                    f"objectstore_requests_limit {service.max_requests}\n"
-                )
-            if service.concurrency.limit is not None:
-                body += (
-                    "# TYPE objectstore_tasks_limit gauge\n"
-                    f"objectstore_tasks_limit {service.concurrency.limit}\n"
-                )
-            self.send_simple(
-                200,
-                body.encode("ascii"),
-                [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-            )
+            body = keda_text(service).encode("ascii")
+            self.send_simple(200, body, [("content-type", KEDA_CONTENT_TYPE)])
 
     # -- single objects ------------------------------------------------------
 
@@ -751,9 +739,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     ) -> None:
         raw = self.read_body(_COMPLETE_LIMIT)
         try:
-            request = json.loads(raw)
-        except ValueError:
-            raise ClientError(400, "client error: request body is not valid JSON") from None
+            request = loads_json(raw)
+        except ValueError as exc:
+            raise ClientError(400, f"client error: request body is not valid JSON: {exc}") from None
         auth.check("object.write", ident.usecase, ident.scopes)
         with service.backend_slot():
             service.extend_expiry(ident, request)
@@ -896,18 +884,17 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _batch_post(
         self, service: Service, auth: Authorization, ident: Identity, query: dict[str, str]
     ) -> None:
-        from django_objectstore.server.batch import run_batch
-
         content_type = self.headers.get("content-type") or ""
         boundary = _form_boundary(content_type)
         if boundary is None:
             self.send_text(400, "Invalid `boundary` for `multipart/form-data` request")
             return
-        raw = self.read_body(_BATCH_LIMIT)
         out_boundary = f"os-boundary-{uuid.uuid4().hex}"
-        body = run_batch(service, auth, ident, boundary, raw, out_boundary)
-        self.send_simple(
-            200, body, [("content-type", f'multipart/form-data; boundary="{out_boundary}"')]
+        answer = run_batch(service, auth, ident, boundary, self.body(), out_boundary)
+        self.send_stream(
+            200,
+            [("content-type", f'multipart/form-data; boundary="{out_boundary}"')],
+            spooled(answer, name="objectstore-batch"),
         )
 
 
@@ -936,39 +923,21 @@ def _int_param(query: dict[str, str], name: str, *, required: bool, minimum: int
         if required:
             raise _QueryError(f"missing field `{name}`")
         return None
-    if not value.isascii() or not value.isdigit() or not minimum <= int(value) <= _MAX_PART_NUMBER:
-        raise _QueryError(f"{name}: invalid value {value[:20]!r}")
-    return int(value)
+    try:
+        number = parse_unsigned(value, U32_MAX)
+    except ValueError as exc:
+        raise _QueryError(f"{name}: {exc}") from None
+    if number < minimum:
+        raise _QueryError(f"{name}: must be at least {minimum}")
+    return number
 
 
 def _parse_range(value: str) -> tuple[int | None, int | None] | None:
-    """Parse a Range header (section 7). ``None`` for multi-ranges (ignored);
-    ``(None, n)`` for a suffix range; ``ClientError`` 400 when invalid."""
-    text = value.strip().lower()
-
-    def invalid(reason: str) -> ClientError:
-        return ClientError(400, f"client error: invalid Range header: {reason}")
-
-    if not text.startswith("bytes="):
-        raise invalid("only the 'bytes' unit is supported")
-    spec = text[len("bytes=") :].strip()
-    if "," in spec:
-        return None
-    first, sep, last = spec.partition("-")
-    first, last = first.strip(), last.strip()
-    if not sep or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
-        raise invalid(f"malformed range {spec[:40]!r}")
-    if not first:
-        if not last or int(last) == 0:
-            raise invalid("suffix length must be at least 1")
-        return None, int(last)
-    start = int(first)
-    if not last:
-        return start, None
-    end = int(last)
-    if end < start:
-        raise invalid("range end is before its start")
-    return start, end
+    """``parse_range`` with its errors as the 400 upstream answers."""
+    try:
+        return parse_range(value)
+    except ValueError as exc:
+        raise ClientError(400, f"client error: invalid Range header: {exc}") from None
 
 
 def _form_boundary(content_type: str) -> str | None:

@@ -3,8 +3,7 @@ assembly of the listed parts into one object."""
 
 from __future__ import annotations
 
-import json
-
+from django_objectstore._protocol_parsing import loads_json
 from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.service import ClientError, Service
 from django_objectstore.server.storage import Identity, UploadNotFound
@@ -16,7 +15,7 @@ def parse_complete_body(raw: bytes) -> list[tuple[int, str]] | tuple[int, str]:
     """The ``(part_number, etag)`` list of a complete request, or the
     ``(status, text)`` of the framework-style error to answer with."""
     try:
-        data = json.loads(raw)
+        data = loads_json(raw)
     except ValueError as exc:
         return 400, f"Failed to parse the request body as JSON: {exc}"
     parts = data.get("parts") if isinstance(data, dict) else None

@@ -1,9 +1,10 @@
 """The public API matches the official client's: every public name exists,
 with the same parameter names, kinds and defaults.
 
-0.2.0 is installed and inspected live. 0.2.10 is not installable next to it,
-so its API (inspected once from the published wheel, with the same code as
-``official_api`` below) is stored in ``official_0_2_10_api.json``.
+The installed official client (0.2.10 in the default tox envs, 0.2.0 in
+``official-0.2.0``) is inspected live; 0.2.10's API (inspected once from the
+published wheel, with the same code as ``official_api`` below) is also stored
+in ``official_0_2_10_api.json``, so both are checked whichever is installed.
 """
 
 from __future__ import annotations

@@ -247,7 +247,10 @@ def test_session_validation() -> None:
             session.mint_token()
         with pytest.raises(ValueError, match="no secret key"):
             session.presigned_object_url("GET", "k")
-        with pytest.raises(ValueError, match="Cannot pass both `compress` and `compression`"):
+        with (
+            pytest.deprecated_call(),
+            pytest.raises(ValueError, match="Cannot pass both `compress` and `compression`"),
+        ):
             session.put(b"x", compress="zstd", compression="none")
         with pytest.raises(ValueError, match="Cannot pass both `compress` and `precompressed`"):
             session.put(b"x", compress="zstd", precompressed="zstd")

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from django_objectstore.server import KeyConfig, LocalServer
-from django_objectstore.server.config import ConfigError, config_from_env
+from django_objectstore.server.config import ConfigError
+from django_objectstore.server.config_loader import config_from_env
 from tests.server.helpers import (
     ALL_PERMISSIONS,
     MP,

@@ -1,0 +1,73 @@
+"""Upstream's parsers for values a server receives (sections 7, 8.2, 11):
+unsigned numbers as Rust's ``str::parse`` reads them, the ``Range`` header
+grammar, and JSON bodies that may be nested without bound. Wire rules like
+those of ``_protocol`` (kept beside it, which is at its size limit): pure,
+no I/O, importing neither Django, the client nor the server."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Final
+
+__all__ = ["U32_MAX", "U64_MAX", "loads_json", "parse_range", "parse_unsigned"]
+
+#: Largest values of the unsigned integer types upstream parses into.
+U32_MAX: Final = 2**32 - 1
+U64_MAX: Final = 2**64 - 1
+
+_UNSIGNED = re.compile(r"\+?([0-9]+)")
+
+
+def parse_unsigned(text: str, maximum: int = U64_MAX) -> int:
+    """Parse an unsigned decimal the way upstream (Rust's ``str::parse``)
+    does: ASCII digits with an optional leading ``+``, no spaces, at most
+    ``maximum``. Raises ``ValueError`` saying why, without echoing a long
+    value, and never spends more than linear time on a long one."""
+    match = _UNSIGNED.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text[:20]!r} is not an unsigned decimal number")
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
+        raise ValueError(f"number too large (the maximum is {maximum})")
+    return int(digits)
+
+
+def parse_range(value: str) -> tuple[int | None, int | None] | None:
+    """Parse a ``Range`` request header as upstream does (section 7): the
+    value is lower-cased; ``bytes=A-B``, ``bytes=A-`` or ``bytes=-N`` with
+    each number as :func:`parse_unsigned` reads a 64-bit one (so ``+5`` is
+    allowed, spaces and overflow are not). Returns ``None`` for a multi-range
+    (which upstream ignores), ``(None, N)`` for a suffix range, else
+    ``(A, B)`` with ``B`` ``None`` when open. Raises ``ValueError``."""
+    text = value.lower()
+    if not text.startswith("bytes="):
+        raise ValueError("only the 'bytes' unit is supported")
+    spec = text[len("bytes=") :]
+    if "," in spec:
+        return None
+    first, sep, last = spec.partition("-")
+    if not sep:
+        raise ValueError(f"malformed range {spec[:40]!r} (expected 'A-B', 'A-' or '-N')")
+    try:
+        start = parse_unsigned(first) if first else None
+        end = parse_unsigned(last) if last else None
+    except ValueError as exc:
+        raise ValueError(f"malformed range {spec[:40]!r}: {exc}") from None
+    if start is None:
+        if end is None or end == 0:
+            raise ValueError("suffix length must be at least 1")
+        return None, end
+    if end is not None and end < start:
+        raise ValueError("range end is before its start")
+    return start, end
+
+
+def loads_json(raw: bytes | str) -> object:
+    """``json.loads`` for request bodies: every way a body can fail to parse
+    (syntax, bad UTF-8, nesting too deep for the parser) is a ``ValueError``
+    whose message says which."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
