@@ -395,3 +395,28 @@ def official_get(url: str, key: str) -> bytes:
     result = session.get(key)
     payload: bytes = result.payload.read()
     return payload
+
+
+def test_multipart_501_falls_back_to_resumable(tmp_path: Path) -> None:
+    """A server without multipart (the real S3-compatible and BigTable
+    backends): the put goes resumable where the usecase's threshold asks for
+    it, stored once, nothing left behind."""
+    data = hashlib.shake_128(b"m").digest(3 * MIB) + b"m" * (5 * MIB)
+    with (
+        LocalServer(storage="filesystem", path=tmp_path, multipart=False) as srv,
+        FaultProxy(srv.url) as proxy,
+    ):
+        client = Client(proxy.url, multipart_threshold=6 * MIB)
+        session = client.session(Usecase("test", resumable_threshold_bytes=MIB), org=1)
+        assert session.put(io.BytesIO(data), key="mp") == "mp"
+        paths = [r.split("?")[0] for r in proxy.requests]
+        assert paths[0] == "PUT /v1/objects:multipart/test/org=1/mp"  # answered 501
+        assert "upload_type=resumable" in proxy.requests[1]
+        assert len(proxy.chunks) == 1
+        assert stored(srv, "mp") == data
+        assert list((tmp_path / "uploads").iterdir()) == []
+        proxy.requests.clear()
+        # Remembered: the next big put skips multipart and goes resumable.
+        assert session.put(io.BytesIO(data), key="mp2") == "mp2"
+        assert "upload_type=resumable" in proxy.requests[0]
+        assert stored(srv, "mp2") == data
