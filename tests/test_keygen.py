@@ -18,7 +18,7 @@ from django.core.management.base import CommandError, SystemCheckError
 from django.test import override_settings
 
 from django_objectstore.server import LocalServer
-from django_objectstore.server.config import config_from_env
+from django_objectstore.server.config_loader import config_from_env
 from django_objectstore.storage import ObjectstoreStorage
 
 USECASES = {"attachments": {"COMPRESSION": "zstd", "EXPIRATION": "manual"}}

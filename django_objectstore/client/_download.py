@@ -21,7 +21,7 @@ from typing import IO, Final, cast
 import zstandard
 from urllib3.response import HTTPResponse
 
-from django_objectstore import _protocol
+from django_objectstore import _protocol_parsing
 from django_objectstore.client._frames import FrameDecoder
 from django_objectstore.client._io import BLOCK_SIZE
 from django_objectstore.client._response import ReadAhead, ResponseStream, skip_bytes
@@ -130,7 +130,7 @@ def range_payload(
 def _content_range(response: HTTPResponse) -> tuple[int | None, int | None, int | None]:
     value = response.headers.get("content-range") or ""
     try:
-        return _protocol.parse_content_range(value)
+        return _protocol_parsing.parse_content_range(value)
     except ValueError:
         if response.status == 416:
             return None, None, None  # the size is only informative here

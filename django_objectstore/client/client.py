@@ -13,7 +13,7 @@ from os import PathLike
 from typing import IO, Any, Final, Literal, NamedTuple, cast
 from urllib.parse import urlparse
 
-from django_objectstore import __version__, _protocol
+from django_objectstore import __version__, _protocol, _protocol_parsing
 from django_objectstore.client import presign
 from django_objectstore.client._download import payload_stream, range_payload
 from django_objectstore.client._io import Body
@@ -342,7 +342,7 @@ class Session(SessionCore):
         if type(start) is not int or (end is not None and type(end) is not int):
             raise TypeError("start and end must be integers")
         headers = self._request_headers()
-        headers["Range"] = _protocol.format_byte_range(start, end)
+        headers["Range"] = _protocol_parsing.format_byte_range(start, end)
         with measure_storage_operation(self._metrics_backend, "get", self._usecase.name):
             response = self._request("GET", self._path(key), headers=headers, preload=False)
             if response.status == 404:
