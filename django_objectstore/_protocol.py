@@ -26,8 +26,6 @@ __all__ = [
     "HEADER_SIZE",
     "HEADER_TIME_CREATED",
     "HEADER_TIME_EXPIRES",
-    "HEADER_UPLOAD_LENGTH",
-    "HEADER_UPLOAD_OFFSET",
     "MAX_KEY_SEGMENT_BYTES",
     "MAX_PRESIGN_SECONDS",
     "MULTIPART_RESOURCE",
@@ -41,11 +39,6 @@ __all__ = [
     "PERMISSION_DELETE",
     "PERMISSION_READ",
     "PERMISSION_WRITE",
-    "QUERY_SESSION",
-    "QUERY_UPLOAD_TYPE",
-    "RESUMABLE_TRANSIENT_STATUSES",
-    "UPLOAD_OFFSET_QUERY",
-    "UPLOAD_TYPE_RESUMABLE",
     "USECASE_CHARS",
     "USECASE_MAX_LENGTH",
     "USECASE_MIN_LENGTH",
@@ -80,18 +73,6 @@ HEADER_ORIGIN: Final = "x-sn-origin"
 HEADER_FILENAME: Final = "x-sn-filename"
 HEADER_SIZE: Final = "x-sn-size"
 HEADER_META_PREFIX: Final = "x-snme-"
-
-# -- resumable uploads (section 20, 0.2.10) -----------------------------------
-
-HEADER_UPLOAD_LENGTH: Final = "upload-length"
-HEADER_UPLOAD_OFFSET: Final = "upload-offset"
-#: ``Upload-Offset`` value of a progress request (no body).
-UPLOAD_OFFSET_QUERY: Final = "*"
-QUERY_UPLOAD_TYPE: Final = "upload_type"
-QUERY_SESSION: Final = "session"
-UPLOAD_TYPE_RESUMABLE: Final = "resumable"
-#: Statuses a resumable upload retries after (plus timeouts and broken connections).
-RESUMABLE_TRANSIENT_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
 
 # -- errors (sections 8.1 and 9.6) --------------------------------------------
 

@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import urllib3
 
-from django_objectstore import _protocol
+from django_objectstore import _protocol_resumable as _wire
 from django_objectstore.client._io import (
     BLOCK_SIZE,
     Body,
@@ -87,7 +87,7 @@ class _Status(Exception):
 
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, _Status):
-        return exc.status in _protocol.RESUMABLE_TRANSIENT_STATUSES
+        return exc.status in _wire.RESUMABLE_TRANSIENT_STATUSES
     return isinstance(
         exc,
         _NoProgress | urllib3.exceptions.ReadTimeoutError | urllib3.exceptions.ProtocolError,
@@ -176,7 +176,7 @@ class _Upload:
             "Upload-Length": str(length),
             "Content-Length": "0",
         }
-        query = f"{_protocol.QUERY_UPLOAD_TYPE}={_protocol.UPLOAD_TYPE_RESUMABLE}"
+        query = f"{_wire.QUERY_UPLOAD_TYPE}={_wire.UPLOAD_TYPE_RESUMABLE}"
         try:
             response = self._send(
                 "PUT" if self.key else "POST", f"{self.session._path(self.key)}?{query}", headers
@@ -195,21 +195,21 @@ class _Upload:
     @staticmethod
     def _parse(response: Any) -> _Progress:
         if response.status == 409:
-            return _Progress(int(response.headers[_protocol.HEADER_UPLOAD_OFFSET]), False)
+            return _Progress(int(response.headers[_wire.HEADER_UPLOAD_OFFSET]), False)
         if response.status >= 300:
             raise _Status(response)
         if response.status == 201:
             return _Progress(-1, True)
-        return _Progress(int(response.headers[_protocol.HEADER_UPLOAD_OFFSET]), False)
+        return _Progress(int(response.headers[_wire.HEADER_UPLOAD_OFFSET]), False)
 
     def progress(self) -> _Progress:
-        headers = {_protocol.HEADER_UPLOAD_OFFSET: _protocol.UPLOAD_OFFSET_QUERY}
+        headers = {_wire.HEADER_UPLOAD_OFFSET: _wire.UPLOAD_OFFSET_QUERY}
         return self._parse(self._send("PUT", self._session_url(), headers))
 
     def put(self, file: IO[bytes], start: int, offset: int, total: int) -> _Progress:
         count = total - offset
         headers = {
-            _protocol.HEADER_UPLOAD_OFFSET: str(offset),
+            _wire.HEADER_UPLOAD_OFFSET: str(offset),
             "Content-Length": str(count),
         }
         return self._parse(

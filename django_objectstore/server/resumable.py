@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from django_objectstore._protocol import (
+from django_objectstore._protocol_resumable import (
     HEADER_UPLOAD_LENGTH,
     HEADER_UPLOAD_OFFSET,
     QUERY_SESSION,
