@@ -14,7 +14,7 @@ strategies (the parallel multipart one is ``_parallel``).
 * Before all of these: seekable inputs at or above the put's own
   ``resumable_threshold_bytes``, or the usecase's when the multipart path
   does not take them (also after its 501), go through a resumable upload
-  (``_resumable``).
+  (``_resumable_put``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from django_objectstore.client._io import (
 )
 from django_objectstore.client._parallel import parallel_put
 from django_objectstore.client._rawframe import frame_size, is_incompressible, raw_frame_chunks
-from django_objectstore.client._resumable import put_resumable, resumable_size
+from django_objectstore.client._resumable_put import put_resumable, resumable_size
 from django_objectstore.client._session import RequestBody, SessionCore
 from django_objectstore.client._zstd import compress_small, frame_chunks, stream_chunks
 from django_objectstore.client.errors import (
@@ -95,9 +95,10 @@ def _put_resumable(
     per_put: int | Literal["none"] | None,
     multipart: bool,
 ) -> tuple[str, int, int] | None:
-    """A resumable upload (``_resumable``) when the input qualifies (see
+    """A resumable upload (``_resumable_put``) when the input qualifies (see
     ``resumable_size``), else ``None``."""
-    size = resumable_size(session, contents, per_put, multipart)
+    verbatim = not compress  # sent as it is (precompressed, or no compression)
+    size = resumable_size(session, contents, per_put, multipart, verbatim)
     if size is None:
         return None
     threads = 1

@@ -6,7 +6,8 @@ layer: it gets the request's parts and returns an ``Answer`` (or raises
 
 - create: ``POST <object URL without key>?upload_type=resumable`` or
   ``PUT <object URL>?upload_type=resumable``, no body, the metadata headers of
-  a put plus ``Upload-Length`` -> 200 ``{"key", "session"}``; 501 when the
+  a put plus ``Upload-Length`` -> 200 ``{"key", "session", "granularity"}``
+  (1: any chunk length is kept); 501 when the
   server runs without resumable uploads (the client then sends one put);
 - chunk: ``PUT <object URL>?session=<token>`` with ``Upload-Offset: <n>`` and
   ``Content-Length`` -> 201 ``{"key"}`` when complete, else 204 with
@@ -195,4 +196,6 @@ def _create(
         ident = Identity(ident.usecase, ident.scopes, str(uuid.uuid4()))
     with service.backend_slot():
         token = sessions.create(ident, meta, length, service.now())
-    return Answer(200, payload={"key": ident.key, "session": token})
+    # Held bytes are kept to the byte (see resumable_store), so the unit of
+    # persistence the client must respect for chunks that are not the last is 1.
+    return Answer(200, payload={"key": ident.key, "session": token, "granularity": 1})

@@ -19,11 +19,12 @@ Two stores: ``MemorySessions`` (state in a dict, for the memory backend) and
 
 Only the token's hash is on disk. Every operation holds ``flock`` on
 ``state`` (several threads or server processes may share a folder). A chunk
-write bumps the session's generation; a later request on the same session
+write bumps the session's generation; a later chunk write (or a cancel)
 bumps it again, and a writer whose generation is no longer current stops
-writing (a stalled request cannot overwrite bytes sent after it). Bytes that
-arrived but were not yet recorded (a dropped connection, a server stopped
-mid-chunk) are adopted by the next request after an ``fdatasync`` as long as
+writing (a stalled request cannot write over bytes sent after it). Bytes
+that arrived but were not yet recorded (a dropped connection, a server
+stopped mid-chunk, a request still sending) are adopted by the next request
+(they are the object's bytes at those offsets) after an ``fdatasync`` as long as
 the machine has not rebooted since (same kernel boot id): until then they
 are in the page cache even if the process died. Recorded offsets are fsynced
 before they are reported (unless the server runs with ``fsync=False``).
@@ -227,8 +228,7 @@ class Sessions:
             if handle.status == "completed":
                 return Progress(record.length, True)
             self._check_open(handle)
-            self._adopt(handle, record)
-            handle.gen += 1  # a writer still sending stops here
+            self._adopt(handle, record)  # also what a request still sending has written
             handle.save(durable=True)
             return self._finish(handle, record, now)
 

@@ -23,7 +23,7 @@ import objectstore_client
 import pytest
 
 from django_objectstore.client import Client, RequestError, Session, Usecase
-from django_objectstore.client._resumable import resumable_put
+from django_objectstore.client._resumable_put import resumable_put
 from django_objectstore.server import LocalServer
 from tests.client.rawserver import read_head
 

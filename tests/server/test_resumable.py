@@ -276,8 +276,8 @@ def test_stalled_writer_is_superseded(server: LocalServer) -> None:
         time.sleep(0.3)
         held = int(progress(url, "s", token).header("upload-offset") or "-1")
         assert 0 <= held <= 400_000
-        # The progress request took the session over: the stalled writer's
-        # later bytes must not land in it.
+        # The chunk write takes the session over: the stalled writer's later
+        # bytes must not land in it.
         assert chunk(url, "s", token, held, data[held:]).status == 201
         sock.sendall(b"\xff" * 600_000)  # the stale request goes on: ignored
         answer = sock.recv(4096)
