@@ -40,7 +40,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENV = ROOT / ".venv-bench"
 VENV_PY = VENV / "bin" / "python"
-REQUIREMENTS = ["objectstore-client>=0.2.10", "py-spy>=0.3", "pyinstrument>=4.6"]
+REQUIREMENTS = [
+    "objectstore-client>=0.2.10",
+    "py-spy>=0.3",
+    "pyinstrument>=4.6",
+    "uvicorn>=0.30",  # the django_download scenario serves the view under ASGI
+]
 IMPLS = ("official", "ours")
 MIB = 1 << 20
 KID = "bench"
@@ -67,6 +72,7 @@ ALL_SCENARIOS = [
     "rss_1g",
     "django_small",
     "django_big",
+    "django_download",
     "server_ops",
     "bounds",
 ]
@@ -126,11 +132,15 @@ def run_child(spec: dict[str, Any], ctx: Context, timeout: float = 900.0) -> dic
         cpu0 = ctx.server.cpu_seconds()
         load = os.getloadavg()[0]
         with err_path.open("wb") as err:
+            env = None
+            if spec.get("impl") == "base" and ctx.baseline is not None:
+                env = {**os.environ, "PYTHONPATH": str(ctx.baseline)}
             proc = subprocess.Popen(
                 [sys.executable, str(HERE / "_worker.py"), json.dumps(spec), out.name],
                 stdout=err,
                 stderr=subprocess.STDOUT,
                 cwd=ctx.tmp,
+                env=env,
             )
             deadline = time.monotonic() + timeout
             while True:
@@ -165,7 +175,10 @@ class Context:
         self.args = args
         self.tmp = tmp
         self.quick = args.quick
-        self.big = (32 if args.quick else 256) * MIB
+        self.big = (args.size_mib or (32 if args.quick else 256)) * MIB
+        #: A source tree whose client runs as a third implementation, "base"
+        #: (A/B of two versions of our client in the same run).
+        self.baseline: Path | None = Path(args.baseline).resolve() if args.baseline else None
         self.huge = (128 if args.quick else 1024) * MIB
         self.rounds = 200 if args.quick else 1000
         self.repeat = args.repeat or (3 if args.quick else 5)
@@ -179,6 +192,12 @@ class Context:
         self.profile_dir = HERE / "results" / "profiles"
         self.load = os.getloadavg()
         self.code_start = _code_state()
+
+    def impls(self) -> list[str]:
+        """The implementations measured: the official client, ours when it
+        imports, and the baseline tree's when one is given."""
+        impls = [impl for impl in IMPLS if impl == "official" or self.ours_error is None]
+        return [*impls, "base"] if self.baseline is not None else impls
 
     def base_spec(self, **extra: Any) -> dict[str, Any]:
         spec = {
@@ -228,7 +247,7 @@ def _pairs(
     """Alternate official and ours; one dict per repetition, keyed by implementation.
     With ``bound``, each repetition also measures the bound (what no client can beat)
     right after the pair, so the ceiling is taken under the same load."""
-    impls = [impl for impl in IMPLS if impl == "official" or ctx.ours_error is None]
+    impls = ctx.impls()
     pairs = []
     for rep in range(repeat):
         order = impls if rep % 2 == 0 else impls[::-1]
@@ -289,8 +308,7 @@ def scenario_get_own(ctx: Context, name: str, kind: str) -> None:
     it as a multipart object of several zstd frames, the official client as one)."""
     path = ctx.payload(kind, ctx.big)
     size = path.stat().st_size
-    impls = [impl for impl in IMPLS if impl == "official" or ctx.ours_error is None]
-    for impl in impls:
+    for impl in ctx.impls():
         run_child(ctx.base_spec(kind="put", impl=impl, file=str(path), key=f"{name}-{impl}"), ctx)
     ctx.results[name] = _pairs(
         ctx,
@@ -368,6 +386,66 @@ def scenario_django_big(ctx: Context, name: str) -> None:
     ctx.results[name] = out
 
 
+def scenario_django_download(ctx: Context, name: str) -> None:
+    """The download view serving a huge zstd object under uvicorn (ASGI) and
+    wsgiref (WSGI): the server process's peak RSS above its own baseline
+    (measured after a warm-up request), as ``tests/test_serving.py`` does."""
+    sys.path.insert(0, str(ROOT))
+    from tests.serving.harness import served
+
+    path = ctx.payload("text", ctx.huge)
+    key = "django-download"
+    run_child(ctx.base_spec(kind="put", impl="ours", file=str(path), key=key), ctx)
+    env = {
+        "OBJECTSTORE_URL": ctx.server.url,
+        "OBJECTSTORE_KID": KID,
+        "OBJECTSTORE_SECRET_KEY_FILE": str(ctx.private_key),
+        "OBJECTSTORE_USECASES": json.dumps({USECASE: {"COMPRESSION": "zstd"}}),
+    }
+    out: dict[str, list[dict[str, Any]]] = {"asgi": [], "wsgi": []}
+    for rep in range(ctx.repeat_huge):
+        for kind in ("asgi", "wsgi") if rep % 2 == 0 else ("wsgi", "asgi"):
+            with served(kind, env) as server:  # type: ignore[arg-type]
+                url = f"/files/{USECASE}/org=1/{key}"  # the worker writes in scope org=1
+                status, _ = server.download(url, headers={"Range": "bytes=0-65535"})
+                if status != 206:
+                    raise ChildFailed(f"{kind} warm-up answered {status}")
+                baseline = server.peak_rss_kib()
+                t0 = time.perf_counter()
+                status, _ = server.download(url)
+                wall = time.perf_counter() - t0
+                if status != 200:
+                    raise ChildFailed(f"{kind} download answered {status}")
+                peak = server.peak_rss_kib()
+            out[kind].append(
+                {"wall": wall, "baseline_mib": baseline / 1024, "peak_mib": peak / 1024}
+            )
+            print(
+                f"  {name} rep {rep + 1}/{ctx.repeat_huge} {kind}: {wall:.2f}s, peak RSS "
+                f"{peak / 1024:.0f} MiB (baseline {baseline / 1024:.0f} MiB)",
+                flush=True,
+            )
+    ctx.results[name] = out
+
+
+def _download_rows(ctx: Context) -> list[str]:
+    """Rows of the memory table for the download view (no official peer)."""
+    rows = []
+    for kind, label in (("asgi", "ASGI, uvicorn"), ("wsgi", "WSGI, wsgiref")):
+        runs = ctx.results.get("django_download", {}).get(kind, [])
+        if not runs:
+            continue
+        peak = _med([r["peak_mib"] for r in runs])
+        above = _med([r["peak_mib"] - r["baseline_mib"] for r in runs])
+        met = "yes" if above <= RSS_TARGET_MIB else "**no**"
+        rows.append(
+            f"| Django download view, {ctx.huge // MIB} MiB zstd object ({label}; server "
+            f"process, baseline after a warm-up request, {_fmt(_med([r['wall'] for r in runs]), 1)}"
+            f" s) | - | - | {_fmt(peak, 0)} | {_fmt(above, 0)} | <= {RSS_TARGET_MIB} | {met} |"
+        )
+    return rows
+
+
 def scenario_server_ops(ctx: Context, name: str) -> None:
     out: dict[str, list[dict[str, Any]]] = {}
     for clients in (1, 8):
@@ -419,6 +497,7 @@ RUNNERS: dict[str, Any] = {
     "rss_1g": scenario_rss,
     "django_small": scenario_django_small,
     "django_big": scenario_django_big,
+    "django_download": scenario_django_download,
     "server_ops": scenario_server_ops,
     "bounds": scenario_bounds,
 }
@@ -487,6 +566,32 @@ def _client_version() -> str:
     from importlib.metadata import version
 
     return version("objectstore-client")
+
+
+def _ab_rows(ctx: Context, client_rows: list[tuple[str, str]]) -> list[str]:
+    """The A/B table of the baseline tree's client against ours, if measured."""
+    if ctx.baseline is None:
+        return []
+    lines = [
+        f"### A/B: baseline `{ctx.baseline}` against ours",
+        "",
+        "| Scenario | Baseline wall s | Ours wall s | Ours speed-up (median of pairs) [min-max]"
+        " | Baseline CPU s | Ours CPU s | n |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, label in client_rows:
+        pairs = [p for p in ctx.results.get(name) or [] if "base" in p and "ours" in p]
+        if not pairs:
+            continue
+        ratios = [p["base"]["wall"] / p["ours"]["wall"] for p in pairs]
+        lines.append(
+            f"| {label} | {_fmt(_med(_impl_values(pairs, 'base', 'wall')), 3)} | "
+            f"{_fmt(_med(_impl_values(pairs, 'ours', 'wall')), 3)} | "
+            f"{_fmt(_med(ratios))}x [{_fmt(min(ratios))}-{_fmt(max(ratios))}] | "
+            f"{_fmt(_med(_impl_values(pairs, 'base', 'cpu')))} | "
+            f"{_fmt(_med(_impl_values(pairs, 'ours', 'cpu')))} | {len(pairs)} |"
+        )
+    return [*lines, ""]
 
 
 def render(ctx: Context, started: datetime, elapsed: float) -> str:
@@ -579,6 +684,7 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _ab_rows(ctx, client_rows)
 
     if "baseline" in res:
         lines += [
@@ -609,7 +715,17 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
                 f"| {label} | {_fmt(off, 0)} | {_fmt(off - base['official'], 0)} | "
                 f"{_fmt(ours, 0)} | {_fmt(above, 0)} | <= {RSS_TARGET_MIB} | {met} |"
             )
-        lines.append("")
+        lines += [*_download_rows(ctx), ""]
+    elif "django_download" in res:
+        lines += [
+            "## Peak memory of big transfers",
+            "",
+            "| Measurement | Official peak RSS MiB | Official above baseline | Ours peak RSS MiB"
+            " | Ours above baseline | Target | Met |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
+            *_download_rows(ctx),
+            "",
+        ]
 
     if "django_small" in res:
         d = res["django_small"]
@@ -802,6 +918,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated subset of: {', '.join(ALL_SCENARIOS)}",
     )
     parser.add_argument("--repeat", type=int, default=0, help="repetitions (pairs) per scenario")
+    parser.add_argument(
+        "--size-mib",
+        type=int,
+        default=0,
+        help="payload size of the put/get scenarios in MiB (default 256, 32 with --quick)",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="a source tree (e.g. a worktree of the previous commit) whose client is measured "
+        "too, as 'base', in the same run: an A/B of two versions of our client (use --no-venv "
+        "and PYTHONPATH=. so 'ours' is this tree)",
+    )
     parser.add_argument("--storage", choices=["filesystem", "memory"], default="filesystem")
     parser.add_argument(
         "--profile",

@@ -11,11 +11,20 @@ to ``objectstore-protocol.md``.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from datetime import UTC, datetime
+from typing import Final
 from urllib.parse import unquote
 
+from django_objectstore._protocol_durations import (
+    ExpirationKind,
+    format_duration,
+    format_expiration,
+    parse_duration,
+    parse_expiration,
+)
+
 __all__ = [
+    "AUTH_ERROR_PREFIX",
     "EMPTY_SCOPES",
     "HEADER_AUTH",
     "HEADER_EXPIRATION",
@@ -26,6 +35,20 @@ __all__ = [
     "HEADER_TIME_CREATED",
     "HEADER_TIME_EXPIRES",
     "MAX_PRESIGN_SECONDS",
+    "MULTIPART_RESOURCE",
+    "OBJECTS_RESOURCE",
+    "PARAM_AUTH",
+    "PARAM_DURATION",
+    "PARAM_KID",
+    "PARAM_SIG",
+    "PARAM_TIMESTAMP",
+    "PERMISSIONS",
+    "PERMISSION_DELETE",
+    "PERMISSION_READ",
+    "PERMISSION_WRITE",
+    "USECASE_CHARS",
+    "USECASE_MAX_LENGTH",
+    "USECASE_MIN_LENGTH",
     "ExpirationKind",
     "canonical_query",
     "decode_header_value",
@@ -36,6 +59,8 @@ __all__ = [
     "format_expiration",
     "format_timestamp",
     "invalid_scope_char",
+    "invalid_usecase",
+    "is_auth_refusal",
     "parse_duration",
     "parse_expiration",
     "parse_scopes",
@@ -55,8 +80,67 @@ HEADER_FILENAME: Final = "x-sn-filename"
 HEADER_SIZE: Final = "x-sn-size"
 HEADER_META_PREFIX: Final = "x-snme-"
 
+# -- errors (sections 8.1 and 9.6) --------------------------------------------
+
+#: Every authentication/authorization error detail starts with this.
+AUTH_ERROR_PREFIX: Final = "auth error: "
+
+
+def is_auth_refusal(status: int | None, body: str | None) -> bool:
+    """Whether a failed response refused the request's credentials: 401 and
+    403 always; 400 only with an auth error detail (no token, a JWT without
+    ``kid``, malformed pre-signed parameters), which is otherwise a bad request."""
+    if status in (401, 403):
+        return True
+    return status == 400 and AUTH_ERROR_PREFIX in (body or "")
+
+
 #: Longest validity of a pre-signed URL the server accepts (section 10.1).
 MAX_PRESIGN_SECONDS: Final = 7 * 24 * 3600
+
+# -- resources (section 2) ---------------------------------------------------
+
+#: First path segments after ``/v1/`` of single objects and of multipart uploads
+#: (whose actions append ``:parts`` or ``:complete``).
+OBJECTS_RESOURCE: Final = "objects"
+MULTIPART_RESOURCE: Final = "objects:multipart"
+
+# -- tokens and permissions (sections 9.2 and 9.3) ---------------------------
+
+#: Query parameter carrying a JWT (no ``Bearer`` prefix).
+PARAM_AUTH: Final = "os_auth"
+PERMISSION_READ: Final = "object.read"
+PERMISSION_WRITE: Final = "object.write"
+PERMISSION_DELETE: Final = "object.delete"
+PERMISSIONS: Final = (PERMISSION_READ, PERMISSION_WRITE, PERMISSION_DELETE)
+
+# -- pre-signed URL query parameters (section 10.1) --------------------------
+
+PARAM_KID: Final = "os_kid"
+PARAM_TIMESTAMP: Final = "os_timestamp"
+PARAM_DURATION: Final = "os_duration"
+PARAM_SIG: Final = "os_sig"
+
+# -- usecases (section 3.1) --------------------------------------------------
+
+USECASE_MIN_LENGTH: Final = 3
+USECASE_MAX_LENGTH: Final = 64
+USECASE_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def invalid_usecase(name: str) -> str | None:
+    """Why ``name`` is not a usecase name clients may use (3-64 characters
+    from ``A-Z a-z 0-9 _ -``; the server itself only rejects empty names), or
+    ``None`` when it is one."""
+    if not USECASE_MIN_LENGTH <= len(name) <= USECASE_MAX_LENGTH:
+        return (
+            f"usecase name must be {USECASE_MIN_LENGTH}-{USECASE_MAX_LENGTH} ASCII "
+            f"characters long, got {name!r}"
+        )
+    if not set(name) <= USECASE_CHARS:
+        return f"usecase name must contain only ASCII letters, digits, '_' or '-', got {name!r}"
+    return None
+
 
 # -- scopes (section 3.2) ----------------------------------------------------
 
@@ -119,115 +203,6 @@ def parse_scopes(segment: str) -> list[tuple[str, str]]:
                 raise ValueError(f"invalid character '{bad}'")
         pairs.append((name, value))
     return pairs
-
-
-# -- durations (sections 5.4 and 20) -----------------------------------------
-
-_NANOS_PER_UNIT: Final[dict[str, int]] = {}
-for _names, _nanos in (
-    (("nanos", "nsec", "ns"), 1),
-    (("usec", "us", "µs"), 1_000),
-    (("millis", "msec", "ms"), 1_000_000),
-    (("seconds", "second", "secs", "sec", "s"), 1_000_000_000),
-    (("minutes", "minute", "mins", "min", "m"), 60 * 1_000_000_000),
-    (("hours", "hour", "hrs", "hr", "h"), 3_600 * 1_000_000_000),
-    (("days", "day", "d"), 86_400 * 1_000_000_000),
-    (("weeks", "week", "wks", "wk", "w"), 7 * 86_400 * 1_000_000_000),
-    (("months", "month", "M"), 2_630_016 * 1_000_000_000),
-    (("years", "year", "yrs", "yr", "y"), 31_557_600 * 1_000_000_000),
-):
-    for _name in _names:
-        _NANOS_PER_UNIT[_name] = _nanos
-
-_SPAN = re.compile(r"\s*(\d+)(?:\.(\d+))?\s*([A-Za-zµ]*)")
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse a duration in humantime's grammar, which covers every form seen
-    on the wire: the server's ``30days``/``2months 29days``, the compact
-    ``1d 2h``, and old clients' ``1 days 3600 seconds``.
-
-    ``months`` are 30.44 days and ``years`` 365.25 days, never minutes.
-    Raises ``ValueError`` for an empty string, an unknown unit or a number
-    without a unit (except the bare ``0``).
-    """
-    if text.strip() == "0":
-        return timedelta(0)
-    nanos = 0
-    pos = 0
-    spans = 0
-    stripped_end = len(text.rstrip())
-    while pos < stripped_end:
-        match = _SPAN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise ValueError(f"invalid duration {text!r}: expected a number at {text[pos:]!r}")
-        whole, fraction, unit = match.groups()
-        if not unit:
-            raise ValueError(f"invalid duration {text!r}: number {whole} has no unit")
-        per_unit = _NANOS_PER_UNIT.get(unit)
-        if per_unit is None:
-            raise ValueError(f"invalid duration {text!r}: unknown unit {unit!r}")
-        nanos += int(whole) * per_unit
-        if fraction:
-            scaled = int(fraction) * per_unit
-            divisor = 10 ** len(fraction)
-            if scaled % divisor:
-                raise ValueError(f"invalid duration {text!r}: fraction finer than a nanosecond")
-            nanos += scaled // divisor
-        pos = match.end()
-        spans += 1
-    if spans == 0:
-        raise ValueError("invalid duration: empty")
-    # timedelta keeps microseconds; sub-microsecond parts are dropped.
-    return timedelta(microseconds=nanos // 1_000)
-
-
-def format_duration(duration: timedelta) -> str:
-    """Format a duration in the compact form servers write and clients since
-    0.2.3 require: ``<d>d <h>h <m>m <s>s`` with zero parts left out (``0s``
-    for zero), plus ``ms``/``us`` parts when the duration has a fraction."""
-    total_us = (duration.days * 86_400 + duration.seconds) * 1_000_000 + duration.microseconds
-    if total_us < 0:
-        raise ValueError(f"duration must not be negative: {duration!r}")
-    seconds, micros = divmod(total_us, 1_000_000)
-    parts: list[str] = []
-    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    millis, micros = divmod(micros, 1_000)
-    if millis:
-        parts.append(f"{millis}ms")
-    if micros:
-        parts.append(f"{micros}us")
-    return " ".join(parts) or "0s"
-
-
-ExpirationKind = Literal["manual", "ttl", "tti"]
-
-
-def parse_expiration(value: str) -> tuple[ExpirationKind, timedelta | None]:
-    """Parse an ``x-sn-expiration`` value: ``manual``, ``ttl:<duration>`` or
-    ``tti:<duration>`` (prefixes are case-sensitive). Raises ``ValueError``."""
-    if value == "manual":
-        return "manual", None
-    prefix, sep, rest = value.partition(":")
-    if sep and prefix in ("ttl", "tti"):
-        kind: ExpirationKind = "ttl" if prefix == "ttl" else "tti"
-        return kind, parse_duration(rest)
-    raise ValueError(
-        f"invalid expiration policy {value!r}: expected 'manual', 'ttl:<duration>' "
-        "or 'tti:<duration>'"
-    )
-
-
-def format_expiration(kind: ExpirationKind, duration: timedelta | None) -> str:
-    """Inverse of :func:`parse_expiration`, durations in the compact form."""
-    if kind == "manual":
-        return "manual"
-    if duration is None:
-        raise ValueError(f"{kind} expiration needs a duration")
-    return f"{kind}:{format_duration(duration)}"
 
 
 # -- timestamps (section 5.5) ------------------------------------------------
@@ -313,7 +288,7 @@ def canonical_query(raw_query: str) -> str:
             continue
         name, sep, value = piece.partition("=")
         name = name.lower()
-        if name == "os_sig":
+        if name == PARAM_SIG:
             continue
         pieces.append(f"{name}={value}" if sep else name)
     pieces.sort()

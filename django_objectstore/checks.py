@@ -12,6 +12,7 @@ Errors (the setting cannot work):
 * ``E009`` USECASES malformed (not a dict, bad usecase name, unknown keys)
 * ``E010`` bad COMPRESSION; ``E011`` bad EXPIRATION; ``E012`` bad SCOPE
 * ``E013`` a model field or a ``STORAGES`` entry names a usecase that is not configured
+* ``E014`` DEFAULT_USECASE is not a configured usecase
 
 Warnings (works, but risky):
 
@@ -19,6 +20,10 @@ Warnings (works, but risky):
 * ``W002`` TOKEN is a fixed JWT string (it expires; URLs cannot be signed)
 * ``W003`` no TOKEN for a non-loopback URL (only works with auth disabled)
 * ``W004`` token EXPIRY_SECONDS above one hour (long-lived bearer tokens)
+* ``W005`` ``STORAGES["default"]`` or ``["staticfiles"]`` stores in a usecase
+  that expires (every site file would vanish)
+* ``W006`` ``STORAGES["default"]`` or ``["staticfiles"]`` uses server-chosen
+  keys (apps that read meaning from names break)
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from django_objectstore._redact import scrub
 from django_objectstore.client.client import MIN_MULTIPART_PART_SIZE
 from django_objectstore.conf import (
     COMPRESSIONS,
@@ -44,21 +50,26 @@ from django_objectstore.conf import (
     validate_url,
 )
 
-__all__ = ["CHECK_IDS", "check_fields", "check_settings"]
+__all__ = ["CHECK_IDS", "check_fields", "check_settings", "check_site_storages"]
 
-CHECK_IDS = tuple(f"django_objectstore.E{n:03d}" for n in range(1, 14)) + tuple(
-    f"django_objectstore.W{n:03d}" for n in range(1, 5)
+CHECK_IDS = tuple(f"django_objectstore.E{n:03d}" for n in range(1, 15)) + tuple(
+    f"django_objectstore.W{n:03d}" for n in range(1, 7)
 )
+_BACKEND = "django_objectstore.storage.ObjectstoreStorage"
+#: Aliases whose files make up the site (they must neither expire nor be renamed).
+_SITE_ALIASES = ("default", "staticfiles")
 _USECASE_NAME = re.compile(r"[A-Za-z0-9_-]{3,64}")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+# Every message goes through scrub(): a key pasted into any setting (URL,
+# SECRET_KEY_FILE, a hook path...) is never printed by manage.py check.
 def _e(n: int, msg: str, hint: str | None = None, obj: Any = None) -> Error:
-    return Error(msg, hint=hint, obj=obj, id=f"django_objectstore.E{n:03d}")
+    return Error(scrub(msg), hint=hint and scrub(hint), obj=obj, id=f"django_objectstore.E{n:03d}")
 
 
 def _w(n: int, msg: str, hint: str | None = None) -> Warning:
-    return Warning(msg, hint=hint, id=f"django_objectstore.W{n:03d}")
+    return Warning(scrub(msg), hint=hint and scrub(hint), id=f"django_objectstore.W{n:03d}")
 
 
 @register(Tags.compatibility)
@@ -285,7 +296,7 @@ def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     configs = app_configs if app_configs is not None else apps.get_app_configs()
     errors: list[CheckMessage] = []
     if app_configs is None:
-        errors += _check_storages(usecases)
+        errors += _check_storages(conf, usecases)
     for config in configs:
         for model in config.get_models():
             for field in model._meta.get_fields():
@@ -294,13 +305,14 @@ def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 usecase = field.usecase
                 label = f"{model._meta.label}.{getattr(field, 'name', '?')}"
                 if usecase is None:
-                    if len(usecases) != 1:
+                    if _fallback_usecase(conf) is None:
                         errors.append(
                             _e(
                                 13,
-                                f"{label} has no usecase and "
-                                f"OBJECTSTORE['USECASES'] has {len(usecases)} entries.",
-                                "Pass usecase='...' to the field.",
+                                f"{label} has no usecase, OBJECTSTORE has no DEFAULT_USECASE "
+                                f"and OBJECTSTORE['USECASES'] has {len(usecases)} entries.",
+                                "Pass usecase='...' to the field or set "
+                                "OBJECTSTORE['DEFAULT_USECASE'].",
                                 obj=field,
                             )
                         )
@@ -317,22 +329,37 @@ def check_fields(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return errors
 
 
-def _check_storages(usecases: Mapping[str, Any]) -> list[CheckMessage]:
+def _fallback_usecase(conf: Mapping[str, Any]) -> str | None:
+    """The usecase of a storage built without one, if settings name one."""
+    default = conf.get("DEFAULT_USECASE")
+    if default is not None:
+        return default if isinstance(default, str) else None
+    usecases = conf.get("USECASES", {})
+    return next(iter(usecases)) if isinstance(usecases, Mapping) and len(usecases) == 1 else None
+
+
+def _objectstore_storages() -> list[tuple[str, Mapping[str, Any]]]:
+    """``(alias, OPTIONS)`` of the ``STORAGES`` entries that are ours."""
+    found = []
+    for alias, config in (getattr(settings, "STORAGES", None) or {}).items():
+        if isinstance(config, Mapping) and config.get("BACKEND") == _BACKEND:
+            options = config.get("OPTIONS") or {}
+            found.append((alias, options if isinstance(options, Mapping) else {}))
+    return found
+
+
+def _check_storages(conf: Mapping[str, Any], usecases: Mapping[str, Any]) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
-    backends = getattr(settings, "STORAGES", None) or {}
-    for alias, config in backends.items():
-        if not isinstance(config, Mapping):
-            continue
-        if config.get("BACKEND") != "django_objectstore.storage.ObjectstoreStorage":
-            continue
-        usecase = (config.get("OPTIONS") or {}).get("usecase")
-        if usecase is None and len(usecases) != 1:
+    for alias, options in _objectstore_storages():
+        usecase = options.get("usecase")
+        if usecase is None and _fallback_usecase(conf) is None:
             errors.append(
                 _e(
                     13,
-                    f"STORAGES[{alias!r}] uses ObjectstoreStorage without a usecase and "
-                    f"OBJECTSTORE['USECASES'] has {len(usecases)} entries.",
-                    "Add 'OPTIONS': {'usecase': '...'}.",
+                    f"STORAGES[{alias!r}] uses ObjectstoreStorage without a usecase, "
+                    "OBJECTSTORE has no DEFAULT_USECASE and OBJECTSTORE['USECASES'] has "
+                    f"{len(usecases)} entries.",
+                    "Add 'OPTIONS': {'usecase': '...'} or set OBJECTSTORE['DEFAULT_USECASE'].",
                 )
             )
         elif usecase is not None and usecase not in usecases:
@@ -342,6 +369,61 @@ def _check_storages(usecases: Mapping[str, Any]) -> list[CheckMessage]:
                     f"STORAGES[{alias!r}] uses usecase {usecase!r}, which is not in "
                     "OBJECTSTORE['USECASES'].",
                     f"Add {usecase!r} to OBJECTSTORE['USECASES'].",
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_site_storages(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The default usecase, and the storages that hold the site's own files."""
+    conf = getattr(settings, "OBJECTSTORE", None)
+    if not isinstance(conf, Mapping) or not isinstance(conf.get("USECASES", {}), Mapping):
+        return []  # reported by check_settings (E001, E009)
+    usecases: Mapping[str, Any] = conf.get("USECASES", {})
+    errors: list[CheckMessage] = []
+    default = conf.get("DEFAULT_USECASE")
+    if default is not None and (not isinstance(default, str) or default not in usecases):
+        errors.append(
+            _e(
+                14,
+                f"OBJECTSTORE['DEFAULT_USECASE'] = {default!r} is not a configured usecase.",
+                f"Use one of {', '.join(map(repr, sorted(usecases)))} or add it to "
+                "OBJECTSTORE['USECASES'].",
+            )
+        )
+    for alias, options in _objectstore_storages():
+        if alias not in _SITE_ALIASES:
+            continue
+        usecase = options.get("usecase") or _fallback_usecase(conf)
+        expiration = (usecases.get(usecase) or {}).get("EXPIRATION") if usecase else None
+        try:
+            policy = parse_expiration_setting(expiration, str(usecase))
+        except ImproperlyConfigured:
+            policy = None  # reported by check_settings (E011)
+        if policy is not None:
+            errors.append(
+                _w(
+                    5,
+                    f"STORAGES[{alias!r}] stores in usecase {usecase!r}, whose EXPIRATION "
+                    f"{expiration!r} deletes objects on their own: every file of the site "
+                    "would vanish once it expires, while pages and database rows still "
+                    "point at it.",
+                    f"Give STORAGES[{alias!r}] a usecase with EXPIRATION 'manual'; keep "
+                    "expiring usecases for fields whose files may disappear.",
+                )
+            )
+        server_keys = options.get("server_chosen_keys") or options.get("key_from_name") is False
+        if server_keys:
+            errors.append(
+                _w(
+                    6,
+                    f"STORAGES[{alias!r}] uses server-chosen keys: every saved name becomes a "
+                    "UUID without folders or extension, which breaks apps that read meaning "
+                    "from names or ignore the name save() returns (Wagtail, thumbnailers, "
+                    "django-import-export, collectstatic).",
+                    "Remove server_chosen_keys (names are keys by default), or use "
+                    "server-chosen keys only on dedicated fields or storages.",
                 )
             )
     return errors

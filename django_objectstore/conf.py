@@ -22,6 +22,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from django_objectstore._protocol import parse_expiration
+from django_objectstore._redact import shown
+from django_objectstore.client import ExpirationPolicy, TimeToIdle, TimeToLive
 
 __all__ = [
     "COMPRESSIONS",
@@ -52,6 +54,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "MULTIPART_THRESHOLD": None,
     "MULTIPART_PART_SIZE": None,
     "URL_BUCKET_SECONDS": None,
+    "DEFAULT_USECASE": None,
 }
 KNOWN_KEYS: Final = frozenset({"URL", *DEFAULTS})
 TOKEN_KEYS: Final = frozenset(
@@ -72,34 +75,32 @@ def validate_url(value: object, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise ImproperlyConfigured(
             f"OBJECTSTORE[{key!r}] must be a non-empty string such as "
-            f"'http://127.0.0.1:8888', got {value!r}."
+            f"'http://127.0.0.1:8888', got {shown(value)}."
         )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ImproperlyConfigured(
-            f"OBJECTSTORE[{key!r}] = {value!r} is not an absolute http(s) URL; "
+            f"OBJECTSTORE[{key!r}] = {shown(value)} is not an absolute http(s) URL; "
             "write it like 'http://127.0.0.1:8888' or 'https://objectstore.example.com'."
         )
     if parts.query or parts.fragment:
         raise ImproperlyConfigured(
-            f"OBJECTSTORE[{key!r}] = {value!r} must not contain a query string or fragment."
+            f"OBJECTSTORE[{key!r}] = {shown(value)} must not contain a query string or fragment."
         )
     try:
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError as exc:
-        raise ImproperlyConfigured(f"OBJECTSTORE[{key!r}] = {value!r}: {exc}.") from exc
+        raise ImproperlyConfigured(f"OBJECTSTORE[{key!r}] = {shown(value)}: {exc}.") from exc
     return value
 
 
-def parse_expiration_setting(value: object, usecase: str) -> Any:
+def parse_expiration_setting(value: object, usecase: str) -> ExpirationPolicy | None:
     """Turn a usecase's ``EXPIRATION`` into a client expiration policy.
 
     Accepts ``"manual"`` (returns ``None``: no header, the server's default),
     ``"ttl:<duration>"``, ``"tti:<duration>"`` or a ``TimeToLive``/``TimeToIdle``
     instance (returned unchanged).
     """
-    from django_objectstore.client import TimeToIdle, TimeToLive
-
     if isinstance(value, TimeToLive | TimeToIdle):
         if value.delta <= timedelta(0):
             raise ImproperlyConfigured(
@@ -110,13 +111,14 @@ def parse_expiration_setting(value: object, usecase: str) -> Any:
     if not isinstance(value, str):
         raise ImproperlyConfigured(
             f"OBJECTSTORE['USECASES'][{usecase!r}]['EXPIRATION'] must be 'manual', "
-            f"'ttl:<duration>', 'tti:<duration>' or a TimeToLive/TimeToIdle, got {value!r}."
+            f"'ttl:<duration>', 'tti:<duration>' or a TimeToLive/TimeToIdle, got {shown(value)}."
         )
     try:
         kind, duration = parse_expiration(value)
     except ValueError as exc:
         raise ImproperlyConfigured(
-            f"OBJECTSTORE['USECASES'][{usecase!r}]['EXPIRATION'] = {value!r} is invalid: {exc}. "
+            f"OBJECTSTORE['USECASES'][{usecase!r}]['EXPIRATION'] = {shown(value)} is invalid: "
+            f"{exc}. "
             "Examples: 'tti:30d', 'ttl:1h', 'manual'."
         ) from exc
     if kind == "manual":
@@ -124,7 +126,7 @@ def parse_expiration_setting(value: object, usecase: str) -> Any:
     assert duration is not None
     if duration <= timedelta(0):
         raise ImproperlyConfigured(
-            f"OBJECTSTORE['USECASES'][{usecase!r}]['EXPIRATION'] = {value!r}: the duration "
+            f"OBJECTSTORE['USECASES'][{usecase!r}]['EXPIRATION'] = {shown(value)}: the duration "
             "must be positive (the server rejects a zero duration)."
         )
     return TimeToLive(duration) if kind == "ttl" else TimeToIdle(duration)
@@ -188,7 +190,8 @@ class ObjectstoreSettings:
         value = self._get("USECASES")
         if not isinstance(value, Mapping):
             raise ImproperlyConfigured(
-                f"OBJECTSTORE['USECASES'] must be a dict of usecase name -> options, got {value!r}."
+                "OBJECTSTORE['USECASES'] must be a dict of usecase name -> options, "
+                f"got {shown(value)}."
             )
         return value
 
@@ -219,6 +222,19 @@ class ObjectstoreSettings:
         value: str | Callable[..., bool] | None = self._get("DOWNLOAD_PERMISSION")
         return value
 
+    @property
+    def default_usecase(self) -> str | None:
+        """The usecase of storages built without one (``DEFAULT_USECASE``)."""
+        value = self._get("DEFAULT_USECASE")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ImproperlyConfigured(
+                f"OBJECTSTORE['DEFAULT_USECASE'] must be the name of a usecase in "
+                f"OBJECTSTORE['USECASES'], got {value!r}."
+            )
+        return value
+
     def usecase(self, name: str) -> Mapping[str, Any]:
         """The options of usecase ``name``; ``ImproperlyConfigured`` if it is
         not configured."""
@@ -242,12 +258,12 @@ class ObjectstoreSettings:
         value = self.usecase(usecase).get("COMPRESSION", "zstd")
         if value not in COMPRESSIONS:
             raise ImproperlyConfigured(
-                f"OBJECTSTORE['USECASES'][{usecase!r}]['COMPRESSION'] = {value!r}; "
+                f"OBJECTSTORE['USECASES'][{usecase!r}]['COMPRESSION'] = {shown(value)}; "
                 "use 'zstd' or 'none'."
             )
         return str(value)
 
-    def expiration(self, usecase: str) -> Any:
+    def expiration(self, usecase: str) -> ExpirationPolicy | None:
         value = self.usecase(usecase).get("EXPIRATION", "manual")
         return parse_expiration_setting(value, usecase)
 

@@ -8,6 +8,7 @@ and rebuilt after ``OBJECTSTORE`` changes (``override_settings`` sends
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,10 +18,11 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from django_objectstore._redact import looks_secret, scrub, shown
 from django_objectstore.conf import PERMISSIONS, TOKEN_KEYS, objectstore_settings
 
 if TYPE_CHECKING:
-    from django_objectstore.client import Client, Session, Usecase
+    from django_objectstore.client import Client, SecretKey, Session, Usecase
 
 __all__ = [
     "KeyMaterialError",
@@ -34,25 +36,37 @@ __all__ = [
 
 _lock = threading.RLock()
 _client: Client | None = None
-_token: list[Any] = []  # [token] once built; a list so None can be cached
+_token: list[SecretKey | str | None] = []  # [token] once built; a list so None can be cached
 _usecases: dict[str, Usecase] = {}
 
 
 class KeyMaterialError(ImproperlyConfigured):
-    """The configured secret key cannot be read or is not an Ed25519 key."""
+    """The configured secret key cannot be read or is not an Ed25519 key.
+
+    Its message never contains key material (scrubbed again here, in case a
+    caller formats a value that holds some)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
 
 
-def build_token(token: object) -> Any:
+def build_token(token: object) -> SecretKey | str | None:
     """Turn ``OBJECTSTORE['TOKEN']`` into what ``Client(token=...)`` takes:
     ``None``, a pre-signed JWT string, or a ``SecretKey`` built from a dict
     with ``KID`` and ``SECRET_KEY`` (PEM text) or ``SECRET_KEY_FILE`` (path).
 
-    Raises ``ImproperlyConfigured`` naming the bad key; never includes the key
-    material in the message.
+    Raises ``ImproperlyConfigured`` naming the bad key; never includes key
+    material in the message, whichever entry it was pasted into.
     """
     if token is None:
         return None
     if isinstance(token, str):
+        if "-----BEGIN" in token:
+            raise KeyMaterialError(
+                "OBJECTSTORE['TOKEN'] holds PEM text, not a JWT. Put the private key in a "
+                "file and use TOKEN = {'KID': '<key id>', 'SECRET_KEY_FILE': '<path>'} "
+                "(manage.py objectstore_keygen writes one)."
+            )
         if token.count(".") != 2:
             raise ImproperlyConfigured(
                 "OBJECTSTORE['TOKEN'] is a string but does not look like a JWT "
@@ -68,12 +82,19 @@ def build_token(token: object) -> Any:
     unknown = set(token) - TOKEN_KEYS
     if unknown:
         raise ImproperlyConfigured(
-            f"Unknown key(s) in OBJECTSTORE['TOKEN']: {', '.join(sorted(unknown))}; "
+            "Unknown key(s) in OBJECTSTORE['TOKEN']: "
+            f"{', '.join(sorted(_key_names(unknown)))}; "
             f"allowed: {', '.join(sorted(TOKEN_KEYS))}."
         )
     kid = token.get("KID")
     if not isinstance(kid, str) or not kid:
         raise ImproperlyConfigured("OBJECTSTORE['TOKEN']['KID'] must be a non-empty string.")
+    if looks_secret(kid):
+        raise KeyMaterialError(
+            "OBJECTSTORE['TOKEN']['KID'] looks like key material (not shown). KID is the "
+            "key's id as the server's OS__AUTH__KEYS names it, e.g. 'my-app'; the private "
+            "key goes in SECRET_KEY_FILE."
+        )
     has_key, has_file = "SECRET_KEY" in token, "SECRET_KEY_FILE" in token
     if has_key == has_file:
         raise ImproperlyConfigured(
@@ -82,12 +103,25 @@ def build_token(token: object) -> Any:
         )
     if has_file:
         path = token["SECRET_KEY_FILE"]
+        if looks_secret(path):
+            raise KeyMaterialError(
+                "OBJECTSTORE['TOKEN']['SECRET_KEY_FILE'] holds what looks like the key "
+                "itself (not shown), not a path. Save the key to a file readable only by "
+                "this site and give its path (or put PEM text in SECRET_KEY instead)."
+            )
         try:
             secret = Path(path).read_text(encoding="ascii")
         except (OSError, TypeError, UnicodeDecodeError) as exc:
+            hint = (
+                " Create it with: python manage.py objectstore_keygen "
+                f"--kid {kid} --out {shown(path)}"
+                if isinstance(exc, FileNotFoundError)
+                else ""
+            )
             raise KeyMaterialError(
-                f"OBJECTSTORE['TOKEN']['SECRET_KEY_FILE'] = {path!r} cannot be read: "
+                f"OBJECTSTORE['TOKEN']['SECRET_KEY_FILE'] = {shown(path)} cannot be read: "
                 f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or 'not a PEM text file'}."
+                + hint
             ) from None
     else:
         secret = token["SECRET_KEY"]
@@ -97,20 +131,26 @@ def build_token(token: object) -> Any:
     expiry = token.get("EXPIRY_SECONDS", 60)
     if isinstance(expiry, bool) or not isinstance(expiry, int) or expiry <= 0:
         raise ImproperlyConfigured(
-            f"OBJECTSTORE['TOKEN']['EXPIRY_SECONDS'] must be a positive int, got {expiry!r}."
+            f"OBJECTSTORE['TOKEN']['EXPIRY_SECONDS'] must be a positive int, got {shown(expiry)}."
         )
     permissions = token.get("PERMISSIONS")
     from django_objectstore.client import Permission, SecretKey
 
     perms: list[Any] | None = None
     if permissions is not None:
-        if isinstance(permissions, str) or not all(p in PERMISSIONS for p in permissions):
+        if not isinstance(permissions, list | tuple) or not all(
+            p in PERMISSIONS for p in permissions
+        ):
             raise ImproperlyConfigured(
-                f"OBJECTSTORE['TOKEN']['PERMISSIONS'] = {permissions!r}: use a list drawn "
+                f"OBJECTSTORE['TOKEN']['PERMISSIONS'] = {shown(permissions)}: use a list drawn "
                 f"from {', '.join(PERMISSIONS)}."
             )
         perms = [Permission(p) for p in permissions]
     return SecretKey(kid, secret, expiry_seconds=expiry, permissions=perms)
+
+
+def _key_names(keys: set[Any]) -> list[str]:
+    return [str(key) if not looks_secret(key) else shown(key) for key in keys]
 
 
 def _check_private_key(pem: str, key: str) -> None:
@@ -121,7 +161,8 @@ def _check_private_key(pem: str, key: str) -> None:
         loaded = load_pem_private_key(pem.encode("ascii", "replace"), password=None)
     except (ValueError, TypeError):
         raise KeyMaterialError(
-            f"OBJECTSTORE['TOKEN'][{key!r}] is not an unencrypted PEM private key."
+            f"OBJECTSTORE['TOKEN'][{key!r}] is not an unencrypted PEM private key"
+            + (" (a path belongs in SECRET_KEY_FILE)." if key == "SECRET_KEY" else ".")
         ) from None
     if not isinstance(loaded, Ed25519PrivateKey):
         raise KeyMaterialError(
@@ -156,7 +197,7 @@ def _build_client() -> Client:
     )
 
 
-def get_token() -> Any:
+def get_token() -> SecretKey | str | None:
     """The configured token provider (``None``, a JWT string or a
     ``SecretKey``), built once and cached like the client."""
     if not _token:
@@ -212,6 +253,16 @@ def reset() -> None:
             old.close()
         _usecases.clear()
         _token.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The shared client is fork-safe and stays; the lock guarding it must not
+    # be inherited held by a thread that does not exist in the child.
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @receiver(setting_changed)

@@ -3,7 +3,8 @@
 ``ObjectstoreFileField(usecase="attachments", scope={"org": "organization_id",
 "project": "project.id"})`` reads the scope values from the model instance when
 the file is saved and bakes them into the stored name (``org=1;project=2/<key>``),
-so reading, URLs and deletion later need nothing but the name.
+so reading, URLs and deletion later need nothing but the name. Without a
+scope the name is exactly what ``upload_to`` produced.
 
 Migrations record only ``usecase`` and ``scope`` (never a storage instance or
 settings), so changing ``OBJECTSTORE`` never creates a migration.
@@ -18,7 +19,6 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from django_objectstore._protocol import render_scopes
 from django_objectstore.conf import ScopeSpec, objectstore_settings
 from django_objectstore.names import ScopePairs, scope_pairs
 from django_objectstore.storage import ObjectstoreStorage
@@ -108,7 +108,7 @@ class ObjectstoreFieldMixin:
             return name
         label = f"{type(instance).__name__}.{self.name}"  # type: ignore[attr-defined]
         pairs = resolve_scope(instance, self.scope_spec(), field=label)
-        return f"{render_scopes(pairs)}/{name}"
+        return self.storage.stored_name(pairs, name)  # type: ignore[attr-defined]
 
     def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
         name, path, args, kwargs = super().deconstruct()  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""The ``File`` that ``ObjectstoreStorage.open()`` returns.
+"""Reading stored objects, and the ``File`` that ``ObjectstoreStorage.open()`` returns.
 
 Reading streams the object with bounded memory: one GET feeds a read-ahead
 buffer (so Pillow's 1/2/4 KiB header sniffing and ``FileResponse``'s 4 KiB
@@ -16,14 +16,23 @@ import io
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, Any, Final
 
+import zstandard
 from django.core.files.base import File
 
-if TYPE_CHECKING:
-    from django_objectstore.storage import ObjectstoreStorage
+from django_objectstore.client import Metadata, Session
+from django_objectstore.errors import CLIENT_ERRORS, missing, storage_error
 
-__all__ = ["BLOCK_SIZE", "Fetched", "ObjectstoreFile", "RemoteReader"]
+__all__ = [
+    "BLOCK_SIZE",
+    "SIZE_METADATA_KEY",
+    "Fetched",
+    "ObjectstoreFile",
+    "RemoteObject",
+    "RemoteReader",
+    "custom_size",
+]
 
 #: Bytes read from the network at a time; also the smallest read-ahead.
 BLOCK_SIZE: Final = 64 * 1024
@@ -31,6 +40,19 @@ BLOCK_SIZE: Final = 64 * 1024
 HISTORY: Final = 1024 * 1024
 #: Forward seeks shorter than this read and discard instead of a new request.
 SKIP_LIMIT: Final = 256 * 1024
+#: Custom metadata entry holding the logical (uncompressed) size in bytes.
+SIZE_METADATA_KEY: Final = "original-size"
+
+
+def custom_size(meta: Metadata) -> int | None:
+    """The logical size recorded at upload, if any."""
+    value = meta.custom.get(SIZE_METADATA_KEY)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -40,7 +62,7 @@ class Fetched:
     stream: IO[bytes]
     start: int
     size: int | None
-    metadata: Any
+    metadata: Metadata
     compressed: bool
 
 
@@ -48,10 +70,96 @@ Fetcher = Callable[[int], Fetched]
 SizeProbe = Callable[[], int]
 
 
+@dataclass(frozen=True)
+class RemoteObject:
+    """One stored object: the session of its scope, its key, and its full
+    stored name and usecase (for messages). Cheap: no I/O until asked."""
+
+    session: Session
+    key: str
+    name: str
+    usecase: str
+
+    def head(self) -> Metadata:
+        """The object's metadata (one HEAD); ``FileNotFoundError`` if missing."""
+        try:
+            meta = self.session.head(self.key)
+        except CLIENT_ERRORS as exc:
+            raise storage_error(exc, self.name, self.usecase) from exc
+        if meta is None:
+            raise missing(self.name, self.usecase)
+        return meta
+
+    def reader(self) -> RemoteReader:
+        """A seekable stream of the object's logical bytes (first GET now)."""
+        return RemoteReader(
+            self.fetch, self.size, label=f"object {self.name!r} in usecase {self.usecase!r}"
+        )
+
+    def fetch(self, start: int) -> Fetched:
+        """Open a ranged GET from logical offset ``start``.
+
+        The first request (``start=0``) learns from its headers whether the
+        object is compressed; compressed objects are decoded here and always
+        read from 0 (a zstd stream cannot be entered in the middle)."""
+        try:
+            response = self.session.get_range(self.key, start)
+        except CLIENT_ERRORS as exc:
+            raise storage_error(exc, self.name, self.usecase) from exc
+        if response is None:
+            raise missing(self.name, self.usecase)
+        meta = response.metadata
+        size = custom_size(meta)
+        if meta.compression is None:
+            if size is None:
+                size = response.total_size
+            return Fetched(response.payload, response.start, size, meta, compressed=False)
+        if meta.compression != "zstd":
+            response.payload.close()
+            raise OSError(f"Cannot decode {meta.compression!r}-encoded object {self.name!r}.")
+        if start:
+            # Should not happen (the reader restarts compressed reads at 0).
+            response.payload.close()
+            return self.fetch(0)
+        stream = zstandard.ZstdDecompressor().stream_reader(
+            response.payload, read_size=BLOCK_SIZE, read_across_frames=True
+        )
+        return Fetched(stream, 0, size, meta, compressed=True)
+
+    def size(self, known: Metadata | None = None) -> int:
+        """The logical (uncompressed) size: recorded at upload, else the
+        stored size of an uncompressed object, else counted by decoding."""
+        meta = known if known is not None else self.head()
+        size = custom_size(meta)
+        if size is not None:
+            return size
+        if meta.compression is None:
+            if meta.size is not None:
+                return int(meta.size)
+            try:
+                response = self.session.get_range(self.key, 0, 0)
+            except CLIENT_ERRORS as exc:
+                raise storage_error(exc, self.name, self.usecase) from exc
+            if response is None:
+                raise missing(self.name, self.usecase)
+            response.payload.close()
+            if response.total_size is not None:
+                return int(response.total_size)
+        # Compressed and written by another client: count the decoded bytes.
+        reader = self.reader()
+        try:
+            total = 0
+            while chunk := reader.read(1024 * 1024):
+                total += len(chunk)
+            return total
+        finally:
+            reader.close()
+
+
 class RemoteReader(io.RawIOBase):
     """A seekable, read-only byte stream over one object."""
 
-    def __init__(self, fetch: Fetcher, count_size: SizeProbe) -> None:
+    def __init__(self, fetch: Fetcher, count_size: SizeProbe, *, label: str = "object") -> None:
         super().__init__()
         # Set before the first request: if it raises, io's finalizer still
         # calls close(), which must find a (closed) stream attribute.
@@ -67,6 +175,8 @@ class RemoteReader(io.RawIOBase):
         self._buf_start = 0  # logical offset of _buf[0]; the stream sits at its end
         self._pos = 0
         self.requests = 1  # GETs issued; tests and benchmarks read it
+        #: How errors name the object ("object 'org=1/a.txt' in usecase 'x'").
+        self.label = label
 
     # -- io.RawIOBase ----------------------------------------------------
     def readable(self) -> bool:
@@ -128,7 +238,7 @@ class RemoteReader(io.RawIOBase):
             stream = self._position_stream()
             if want >= 4 * BLOCK_SIZE:
                 # Big reads go straight to the caller, not through the buffer.
-                data = stream.read(want)
+                data = self._pull(stream, want)
                 if not data:
                     self._at_eof()
                     break
@@ -138,7 +248,7 @@ class RemoteReader(io.RawIOBase):
                 self._buf = bytearray()
                 self._buf_start = self._pos
                 continue
-            data = stream.read(max(want, BLOCK_SIZE) if want > 0 else 4 * BLOCK_SIZE)
+            data = self._pull(stream, max(want, BLOCK_SIZE) if want > 0 else 4 * BLOCK_SIZE)
             if not data:
                 self._at_eof()
                 break
@@ -152,6 +262,15 @@ class RemoteReader(io.RawIOBase):
         super().close()
 
     # -- internals -------------------------------------------------------
+    def _pull(self, stream: IO[bytes], size: int) -> bytes:
+        try:
+            return stream.read(size)
+        except zstandard.ZstdError as exc:
+            raise OSError(
+                f"Objectstore {self.label} is corrupt: its zstd-compressed data cannot be "
+                f"decoded ({exc}). Upload it again, or delete it."
+            ) from exc
+
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file.")
@@ -198,7 +317,7 @@ class RemoteReader(io.RawIOBase):
             end = self._buf_start
         # Read and discard up to the target (compressed objects, short skips).
         while end < self._pos:
-            skipped = stream.read(min(self._pos - end, 4 * BLOCK_SIZE))
+            skipped = self._pull(stream, min(self._pos - end, 4 * BLOCK_SIZE))
             if not skipped:
                 break
             end += len(skipped)
@@ -214,17 +333,19 @@ class ObjectstoreFile(File):  # type: ignore[type-arg]
     temporary file and uploads it to the same name on ``close()``.
     """
 
-    def __init__(self, name: str, mode: str, storage: ObjectstoreStorage) -> None:
+    def __init__(
+        self, name: str, mode: str, remote: RemoteObject, upload: Callable[[IO[bytes]], None]
+    ) -> None:
         self.name = name
-        self._object_name = name
         self.mode = mode
-        self._storage = storage
+        self._remote = remote
+        self._upload = upload
         self._dirty = False
         self.file: Any = self._make_file(mode)
 
     def _make_file(self, mode: str) -> Any:
         if "r" in mode and "+" not in mode:
-            reader = self._storage._reader(self._object_name)
+            reader = self._remote.reader()
             return reader if "b" in mode else io.TextIOWrapper(io.BufferedReader(reader), "utf-8")
         if any(flag in mode for flag in "wax"):
             spool = tempfile.SpooledTemporaryFile(max_size=2 * 1024 * 1024, mode="w+b")  # noqa: SIM115
@@ -246,7 +367,7 @@ class ObjectstoreFile(File):  # type: ignore[type-arg]
         self._size = value
 
     @property
-    def metadata(self) -> Any:
+    def metadata(self) -> Metadata | None:
         """The object's metadata (content type, filename, times, custom)."""
         reader = self._reader_or_none()
         return None if reader is None else reader.metadata
@@ -288,7 +409,7 @@ class ObjectstoreFile(File):  # type: ignore[type-arg]
                 file.flush()
                 raw = file.buffer if isinstance(file, io.TextIOWrapper) else file
                 raw.seek(0)
-                self._storage._upload_to_name(self._object_name, raw)
+                self._upload(raw)
         finally:
             self._dirty = False
             file.close()

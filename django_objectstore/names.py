@@ -1,8 +1,15 @@
-"""Stored names: ``<scope>/<key>``.
+"""Stored names: the key, prefixed by its scope when it has one.
 
-The scope segment is rendered exactly as on the wire (``org=42;project=1337``,
-``_`` for no scope), so every storage method can rebuild the session from the
-name alone (Django hands storages nothing but names).
+* An unscoped name is the key itself: ``attachments/report.pdf``, exactly the
+  name Django generated, as with Django's other storages.
+* A scoped name is ``<scope>/<key>`` with the scope rendered as on the wire:
+  ``org=42;project=1337/attachments/report.pdf``. Every storage method
+  rebuilds the session from the name alone (Django hands storages nothing
+  but names).
+* A first segment that is a scope segment (it contains ``=``) is read as the
+  scope, so an unscoped key whose first folder contains ``=`` is written
+  with the explicit empty scope, ``_/year=2024/report.pdf``; names written by
+  earlier versions, ``_/<key>``, read the same way (the key in no scope).
 """
 
 from __future__ import annotations
@@ -13,8 +20,9 @@ from typing import Any
 from django.core.exceptions import SuspiciousFileOperation
 
 from django_objectstore._protocol import EMPTY_SCOPES, parse_scopes, render_scopes
+from django_objectstore._protocol_parsing import invalid_key_reason
 
-__all__ = ["ScopePairs", "join_name", "scope_pairs", "split_name"]
+__all__ = ["ScopePairs", "join_name", "looks_like_scope", "scope_pairs", "split_name"]
 
 ScopePairs = list[tuple[str, str]]
 
@@ -36,6 +44,7 @@ def scope_pairs(scope: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> 
 
 
 def looks_like_scope(segment: str) -> bool:
+    """Whether a name's first segment is read as a scope segment."""
     return segment == EMPTY_SCOPES or "=" in segment
 
 
@@ -43,9 +52,10 @@ def split_name(name: object, default_scope: ScopePairs | None = None) -> tuple[S
     """Split a stored name into scope pairs and key.
 
     A name whose first segment is not a scope segment (no ``=`` and not
-    ``_``) is a bare key in ``default_scope``. Raises
-    ``SuspiciousFileOperation`` for empty keys and keys with empty, ``.`` or
-    ``..`` segments (the server rejects them, and they smell of traversal).
+    ``_``) is a key in ``default_scope``. Raises ``SuspiciousFileOperation``
+    for invalid scope segments and for keys that cannot be stored (empty,
+    empty/``.``/``..`` segments, control characters, invalid UTF-8, segments
+    over 255 bytes).
     """
     if not isinstance(name, str) or not name:
         raise SuspiciousFileOperation(f"Objectstore names must be non-empty strings, got {name!r}.")
@@ -55,18 +65,29 @@ def split_name(name: object, default_scope: ScopePairs | None = None) -> tuple[S
             pairs = parse_scopes(head)
         except ValueError as exc:
             raise SuspiciousFileOperation(
-                f"Invalid scope segment {head!r} in name {name!r}: {exc}."
+                f"Invalid scope segment {head!r} in name {name!r}: {exc}. A first folder "
+                "containing '=' is read as a scope; to use such a folder without a scope, "
+                f"prefix the name with '{EMPTY_SCOPES}/'."
             ) from None
         key = rest
     else:
         pairs, key = list(default_scope or []), name
-    if not key or any(part in ("", ".", "..") for part in key.split("/")):
+    reason = invalid_key_reason(key)
+    if reason is not None:
         raise SuspiciousFileOperation(
-            f"Invalid Objectstore key {key!r} in name {name!r}: keys must be non-empty and "
-            "contain no empty, '.' or '..' path segments."
+            f"Name {name!r} cannot be stored in Objectstore: its key {key!r} is invalid because "
+            f"{reason}. Rename the file (or change upload_to) so every folder and file name is "
+            "non-empty, not '.' or '..', at most 255 bytes, without control characters."
         )
     return pairs, key
 
 
-def join_name(pairs: ScopePairs, key: str) -> str:
-    return f"{render_scopes(pairs)}/{key}"
+def join_name(pairs: ScopePairs, key: str, default_scope: ScopePairs | None = None) -> str:
+    """The stored name of ``key`` in scope ``pairs``: the plain key when
+    unscoped (unless that would read back differently: a first folder that
+    looks like a scope, or a storage whose default scope is not empty),
+    else ``<scope>/<key>``."""
+    head, sep, _ = key.partition("/")
+    if pairs or default_scope or (sep and looks_like_scope(head)):
+        return f"{render_scopes(pairs)}/{key}"
+    return key

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from django_objectstore import checks
+from django_objectstore import checks, factory
 from django_objectstore.client import TimeToLive
+from django_objectstore.conf import objectstore_settings
 
 KEYS = Path(__file__).parent / "keys"
 PRIVATE = KEYS / "test_kid.private.pem"
@@ -31,7 +33,8 @@ GOOD = {
 
 def ids(conf: Any) -> list[str]:
     with override_settings(OBJECTSTORE=conf):
-        return [m.id for m in checks.check_settings() + checks.check_fields()]  # type: ignore[misc]
+        found = checks.check_settings() + checks.check_fields() + checks.check_site_storages()
+        return [m.id for m in found]
 
 
 def with_(**changes: Any) -> dict[str, Any]:
@@ -174,6 +177,68 @@ def test_e013_storages_entry_with_unconfigured_usecase() -> None:
             assert ids(GOOD).count("django_objectstore.E013") == expected, options
 
 
+def test_e013_storage_without_usecase_is_fine_with_default_usecase() -> None:
+    from django.conf import settings
+
+    entry = {"BACKEND": "django_objectstore.storage.ObjectstoreStorage"}
+    with override_settings(STORAGES={**settings.STORAGES, "objects": entry}):
+        assert ids(GOOD) == ["django_objectstore.E013"]
+        assert ids(with_(DEFAULT_USECASE="images")) == []
+
+
+@pytest.mark.parametrize("default", ["nope", 42, ""])
+def test_e014_default_usecase_not_configured(default: object) -> None:
+    assert ids(with_(DEFAULT_USECASE=default)) == ["django_objectstore.E014"]
+
+
+SITE = "django_objectstore.storage.ObjectstoreStorage"
+
+
+@pytest.mark.parametrize("alias", ["default", "staticfiles"])
+def test_w005_site_storage_in_an_expiring_usecase(alias: str) -> None:
+    from django.conf import settings
+
+    for usecase, expected in (("attachments", 1), ("plain", 1), ("images", 0)):
+        entry = {"BACKEND": SITE, "OPTIONS": {"usecase": usecase}}
+        with override_settings(STORAGES={**settings.STORAGES, alias: entry}):
+            found = ids(GOOD)
+            assert found.count("django_objectstore.W005") == expected, usecase
+            assert set(found) <= {"django_objectstore.W005"}
+    other = {"BACKEND": SITE, "OPTIONS": {"usecase": "attachments"}}
+    with override_settings(STORAGES={**settings.STORAGES, "uploads": other}):
+        assert ids(GOOD) == []
+    by_default = {"BACKEND": SITE}
+    with override_settings(STORAGES={**settings.STORAGES, alias: by_default}):
+        assert ids(with_(DEFAULT_USECASE="attachments")) == ["django_objectstore.W005"]
+
+
+def test_w005_message_says_what_vanishes() -> None:
+    from django.conf import settings
+
+    entry = {"BACKEND": SITE, "OPTIONS": {"usecase": "attachments"}}
+    with override_settings(STORAGES={**settings.STORAGES, "default": entry}, OBJECTSTORE=GOOD):
+        (warning,) = checks.check_site_storages()
+    assert "'tti:30d'" in warning.msg
+    assert "vanish" in warning.msg
+    assert warning.hint is not None
+    assert "'manual'" in warning.hint
+
+
+@pytest.mark.parametrize(
+    "options", [{"server_chosen_keys": True}, {"key_from_name": False}], ids=["option", "legacy"]
+)
+def test_w006_server_chosen_keys_for_site_storages(options: dict[str, Any]) -> None:
+    from django.conf import settings
+
+    entry = {"BACKEND": SITE, "OPTIONS": {"usecase": "images", **options}}
+    for alias, expected in (("default", 1), ("staticfiles", 1), ("private", 0)):
+        with override_settings(STORAGES={**settings.STORAGES, alias: entry}):
+            assert ids(GOOD).count("django_objectstore.W006") == expected, alias
+    keyed = {"BACKEND": SITE, "OPTIONS": {"usecase": "images"}}
+    with override_settings(STORAGES={**settings.STORAGES, "default": keyed}):
+        assert ids(GOOD) == []
+
+
 def test_w001_usecase_without_expiration() -> None:
     conf = with_(USECASES={**GOOD["USECASES"], "extra": {}})
     assert ids(conf) == ["django_objectstore.W001"]
@@ -198,6 +263,7 @@ def test_w004_long_token_expiry() -> None:
 def test_checks_are_registered() -> None:
     assert checks.check_settings in _registered()
     assert checks.check_fields in _registered()
+    assert checks.check_site_storages in _registered()
     with override_settings(OBJECTSTORE=with_(URL="nope")), pytest.raises(SystemCheckError) as info:
         call_command("check")
     assert "django_objectstore.E002" in str(info.value)
@@ -219,3 +285,95 @@ def test_ids_are_unique_and_documented() -> None:
     assert used == set(checks.CHECK_IDS)
     for check_id in checks.CHECK_IDS:
         assert check_id.rsplit(".", 1)[1] in checks.__doc__  # type: ignore[operator]
+
+
+SECRET_PEM = PRIVATE.read_text()
+SECRET_JWT = (
+    "eyJhbGciOiJFZERTQSIsImtpZCI6ImsifQ.eyJyZXMiOnsib3M6dXNlY2FzZSI6ImEifX0."
+    "c2lnbmF0dXJlc2lnbmF0dXJl"
+)
+
+
+def _secret_fragments(secret: str) -> list[str]:
+    """Pieces whose presence in a message would leak the secret."""
+    if secret.startswith("-----"):
+        return [line for line in secret.splitlines() if not line.startswith("-----")]
+    return secret.split(".")
+
+
+PLACES = [
+    "TOKEN",
+    "TOKEN.KID",
+    "TOKEN.SECRET_KEY",
+    "TOKEN.SECRET_KEY_FILE",
+    "TOKEN.EXPIRY_SECONDS",
+    "TOKEN.PERMISSIONS",
+    "TOKEN.<key name>",
+    "URL",
+    "PUBLIC_URL",
+    "METRICS_BACKEND",
+    "DOWNLOAD_PERMISSION",
+    "RETRIES",
+    "<key name>",
+    "USECASES.<name>",
+    "USECASES.EXPIRATION",
+]
+
+
+@pytest.mark.parametrize(
+    ("secret", "place"),
+    [pytest.param(SECRET_PEM, place, id=f"pem-{place}") for place in PLACES]
+    # A JWT is what TOKEN may legitimately hold.
+    + [pytest.param(SECRET_JWT, place, id=f"jwt-{place}") for place in PLACES if place != "TOKEN"],
+)
+def test_no_key_material_in_any_message(secret: str, place: str, capsys: Any) -> None:
+    """A key (or token) pasted into any setting never appears in ``manage.py
+    check`` output nor in the exception building the token raises."""
+    conf: dict[str, Any] = with_()
+    token = dict(GOOD["TOKEN"])
+    top, _, sub = place.partition(".")
+    if top == "TOKEN" and sub:
+        if sub == "SECRET_KEY":
+            token.pop("SECRET_KEY_FILE")
+            # The public half is no private key: refused, and not printed.
+            secret = (KEYS / "test_kid.public.pem").read_text() if secret is SECRET_PEM else secret
+        token[secret if sub == "<key name>" else sub] = secret
+        conf["TOKEN"] = token
+    elif top == "TOKEN":
+        conf["TOKEN"] = secret
+    elif top == "<key name>":
+        conf[secret] = 1
+    elif top == "USECASES":
+        usecases = dict(GOOD["USECASES"])
+        if sub == "<name>":
+            usecases[secret] = {"EXPIRATION": "manual"}
+        else:
+            usecases["attachments"] = {"EXPIRATION": secret}
+        conf["USECASES"] = usecases
+    else:
+        conf[top] = secret
+    with override_settings(OBJECTSTORE=conf):
+        messages = checks.check_settings()
+        with pytest.raises(SystemCheckError) as raised:
+            call_command("check")
+    out = capsys.readouterr()
+    assert messages, "the bad setting must be reported"
+    texts = [str(m) for m in messages] + [str(raised.value), out.out, out.err]
+    if top == "TOKEN":
+        with pytest.raises(ImproperlyConfigured) as built:
+            factory.build_token(conf["TOKEN"])
+        texts += [str(built.value), repr(built.value)]
+    for fragment in _secret_fragments(secret):
+        assert all(fragment not in text for text in texts), (place, texts)
+
+
+@pytest.mark.parametrize("key", ["URL", "PUBLIC_URL"])
+def test_no_key_material_when_settings_are_read_at_run_time(key: str) -> None:
+    """Outside manage.py check: the error a storage raises on first use."""
+    with (
+        override_settings(OBJECTSTORE=with_(**{key: SECRET_PEM})),
+        pytest.raises(ImproperlyConfigured) as raised,
+    ):
+        getattr(objectstore_settings, key.lower())
+    assert all(line not in str(raised.value) for line in _secret_fragments(SECRET_PEM))
+    assert "looks like key material" in str(raised.value)

@@ -162,7 +162,7 @@ def test_image_dimension_sniffing_costs_one_request() -> None:
 
 
 def test_write_mode_uploads_on_close() -> None:
-    storage = ObjectstoreStorage("attachments", key_from_name=True)
+    storage = ObjectstoreStorage("attachments")
     handle = storage.open("written/by/open.txt", "wb")
     handle.write(b"written ")
     handle.write(b"in parts")
@@ -188,7 +188,7 @@ def test_reopen_after_close_reads_remote_not_local(stored, tmp_path, monkeypatch
     storage, name = stored
     monkeypatch.chdir(tmp_path)
     local = tmp_path / name
-    local.parent.mkdir(parents=True)
+    local.parent.mkdir(parents=True, exist_ok=True)
     local.write_bytes(b"LOCAL FILE - must never be read")
     handle = storage.open(name)
     handle.close()

@@ -81,7 +81,8 @@ class ModelTests(ObjectstoreTestMixin, TestCase):
         photo = Photo(image=ContentFile(jpeg(40, 30), name="pic.jpg"))
         photo.save()
         assert (photo.width, photo.height) == (40, 30)
-        assert photo.image.name.startswith("_/")
+        assert photo.image.name.startswith("photos/pic")
+        assert photo.image.name.endswith(".jpg")
         loaded = Photo.objects.get(pk=photo.pk)
         assert (loaded.image.width, loaded.image.height) == (40, 30)
         assert loaded.image.storage.metadata(loaded.image.name).content_type == "image/jpeg"
@@ -178,7 +179,7 @@ def test_deconstruct_has_no_storage_or_secrets() -> None:
 
 
 def test_custom_storage_is_kept_in_deconstruct() -> None:
-    field = ObjectstoreFileField(storage=ObjectstoreStorage("plain", key_from_name=True))
+    field = ObjectstoreFileField(storage=ObjectstoreStorage("plain", server_chosen_keys=True))
     kwargs = field.deconstruct()[3]
     assert isinstance(kwargs["storage"], ObjectstoreStorage)
 

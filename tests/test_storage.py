@@ -22,7 +22,7 @@ from django.core.files.uploadedfile import (
 )
 from django.test import override_settings
 
-from django_objectstore import factory
+from django_objectstore import factory, get_session
 from django_objectstore.client import TimeToLive
 from django_objectstore.storage import SIZE_METADATA_KEY, ObjectstoreStorage
 from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
@@ -65,11 +65,11 @@ def test_no_len_or_bool_so_fields_never_replace_it() -> None:
 
 
 def test_deconstruct_has_only_options() -> None:
-    storage = ObjectstoreStorage("plain", scope={"org": 1}, key_from_name=True)
+    storage = ObjectstoreStorage("plain", scope={"org": 1}, server_chosen_keys=True)
     path, args, kwargs = storage.deconstruct()
     assert path == "django_objectstore.storage.ObjectstoreStorage"
     assert args == ("plain",)
-    assert kwargs == {"scope": {"org": 1}, "key_from_name": True}
+    assert kwargs == {"scope": {"org": 1}, "server_chosen_keys": True}
 
 
 def test_pickles_without_secrets(objectstore_server) -> None:  # noqa: F811
@@ -85,14 +85,31 @@ def test_pickles_without_secrets(objectstore_server) -> None:  # noqa: F811
 def test_bad_options_are_improperly_configured() -> None:
     with pytest.raises(ImproperlyConfigured, match="url_strategy"):
         ObjectstoreStorage("plain", url_strategy="bogus")
-    with pytest.raises(ImproperlyConfigured, match="key_from_name"):
-        ObjectstoreStorage("plain", allow_overwrite=True)
+    with pytest.raises(ImproperlyConfigured, match="server_chosen_keys"):
+        ObjectstoreStorage("plain", allow_overwrite=True, server_chosen_keys=True)
     with pytest.raises(ImproperlyConfigured, match="scope"):
         ObjectstoreStorage("plain", scope={"org": "a.b"})
 
 
 def test_missing_usecase_choice_is_explained() -> None:
-    with pytest.raises(ImproperlyConfigured, match="needs a usecase"):
+    with pytest.raises(ImproperlyConfigured, match=r"without a usecase.*DEFAULT_USECASE"):
+        ObjectstoreStorage().usecase  # noqa: B018
+
+
+def test_default_usecase_setting_serves_storages_built_from_backend_alone(
+    objectstore_server,  # noqa: F811
+) -> None:
+    from django.conf import settings
+
+    conf = {**settings.OBJECTSTORE, "DEFAULT_USECASE": "plain"}
+    backends = {"default": {"BACKEND": "django_objectstore.storage.ObjectstoreStorage"}}
+    with override_settings(OBJECTSTORE=conf, STORAGES={**storages.backends, **backends}):
+        storage = storages.create_storage(storages.backends["default"])
+        assert storage.usecase == "plain"
+        name = storage.save("filer/a.txt", ContentFile(b"a"))
+        assert get_session("plain").get(name).payload.read() == b"a"
+    empty = {**conf, "DEFAULT_USECASE": ""}
+    with override_settings(OBJECTSTORE=empty), pytest.raises(ImproperlyConfigured, match="USECASE"):
         ObjectstoreStorage().usecase  # noqa: B018
 
 
@@ -109,13 +126,22 @@ def test_usable_from_storages_setting() -> None:
 # -- saving ------------------------------------------------------------------
 
 
-def test_save_returns_scoped_server_key(storage: ObjectstoreStorage) -> None:
+def test_save_keeps_the_generated_name(storage: ObjectstoreStorage) -> None:
     name = storage.save("path/to/report.txt", ContentFile(b"content"))
-    scope, _, key = name.partition("/")
-    assert scope == "_"
-    assert len(key) == 36
+    assert name == "path/to/report.txt"
     assert storage.exists(name)
     assert storage.open(name).read() == b"content"
+
+
+def test_server_chosen_keys_option() -> None:
+    storage = ObjectstoreStorage("plain", server_chosen_keys=True)
+    name = storage.save("path/to/report.txt", ContentFile(b"content"))
+    assert len(name) == 36
+    assert "/" not in name
+    assert storage.metadata(name).filename == "report.txt"
+    assert storage.open(name).read() == b"content"
+    scoped = ObjectstoreStorage("plain", scope={"org": 3}, server_chosen_keys=True)
+    assert scoped.save("x.txt", ContentFile(b"1")).startswith("org=3/")
 
 
 def test_save_none_takes_name_from_content(storage: ObjectstoreStorage) -> None:
@@ -258,9 +284,14 @@ def test_large_file_streams_through_parallel_path(
 
 
 def test_name_longer_than_max_length_fails_before_upload() -> None:
-    storage = ObjectstoreStorage("plain", scope={"organization": "x" * 80})
+    scope = {"organization": "x" * 80}
+    storage = ObjectstoreStorage("plain", scope=scope, server_chosen_keys=True)
     with pytest.raises(SuspiciousFileOperation, match="max_length=100"):
         storage.save("a.txt", ContentFile(b"1"), max_length=100)
+    keyed = ObjectstoreStorage("plain", scope={"organization": "x" * 90})
+    with pytest.raises(SuspiciousFileOperation, match="max_length"):
+        keyed.save("abc.txt", ContentFile(b"1"), max_length=100)
+    assert not keyed.exists("abc.txt")
 
 
 def test_traversal_names_are_rejected(storage: ObjectstoreStorage) -> None:
@@ -278,40 +309,102 @@ def test_generate_filename_keeps_keys_and_rejects_dotdot() -> None:
         storage.generate_filename("../x.txt")
 
 
-# -- client-chosen keys -------------------------------------------------------
+# -- names as keys -------------------------------------------------------------
 
 
-def test_key_from_name_no_overwrite_by_default() -> None:
-    storage = ObjectstoreStorage("plain", key_from_name=True)
+def test_no_overwrite_by_default() -> None:
+    storage = ObjectstoreStorage("plain")
     first = storage.save("docs/report.tar.gz", ContentFile(b"one"))
-    assert first == "_/docs/report.tar.gz"
+    assert first == "docs/report.tar.gz"
     second = storage.save("docs/report.tar.gz", ContentFile(b"two"))
     assert second != first
-    assert second.startswith("_/docs/report_")
+    assert second.startswith("docs/report_")
     assert second.endswith(".tar.gz")
     assert storage.open(first).read() == b"one"
     assert storage.open(second).read() == b"two"
 
 
-def test_key_from_name_allow_overwrite_replaces() -> None:
-    storage = ObjectstoreStorage("attachments", key_from_name=True, allow_overwrite=True)
+def test_allow_overwrite_replaces() -> None:
+    storage = ObjectstoreStorage("attachments", allow_overwrite=True)
     first = storage.save("over.txt", ContentFile(b"long original content"))
     second = storage.save("over.txt", ContentFile(b"short"))
-    assert first == second
+    assert first == second == "over.txt"
     assert storage.open(first).read() == b"short"
     assert storage.size(first) == 5
     assert storage.exists(first)
 
 
-def test_key_from_name_truncates_to_max_length() -> None:
-    storage = ObjectstoreStorage("plain", key_from_name=True)
+def test_names_truncate_to_max_length() -> None:
+    storage = ObjectstoreStorage("plain")
     name = storage.save("test_long_file_name.txt", ContentFile(b"1"), max_length=20)
     assert len(name) == 20
-    assert name.startswith("_/test_l_")
+    assert name.startswith("test_lon_")
     assert name.endswith(".txt")
     storage.save("abcdefghij.txt", ContentFile(b"1"))
     with pytest.raises(SuspiciousFileOperation, match="max_length"):
         storage.save("abcdefghij.txt", ContentFile(b"2"), max_length=6)
+
+
+def test_scoped_names_and_max_length_count_the_scope() -> None:
+    storage = ObjectstoreStorage("plain", scope={"org": 42, "project": 1337})
+    name = storage.save("attachments/quarterly-report.pdf", ContentFile(b"%PDF"))
+    assert name == "org=42;project=1337/attachments/quarterly-report.pdf"
+    again = storage.save("attachments/quarterly-report.pdf", ContentFile(b"2"), max_length=52)
+    assert again.startswith("org=42;project=1337/attachments/quarterl_")
+    assert len(again) == len(name)
+
+
+def test_legacy_names_still_work(storage: ObjectstoreStorage) -> None:
+    """Names written by earlier versions (``_/<key>``) address the same object."""
+    key = get_session(storage.usecase).put(b"old object", key="legacy/key.txt")
+    legacy = f"_/{key}"
+    assert storage.open(legacy).read() == b"old object"
+    assert storage.size(legacy) == 10
+    assert storage.exists(legacy)
+    assert storage.canonical_name(legacy) == "legacy/key.txt"
+    assert fetch(storage.url(legacy))[0] == 200
+    assert storage.url(legacy) == storage.url("legacy/key.txt")
+    storage.delete(legacy)
+    assert not storage.exists("legacy/key.txt")
+
+
+def test_first_folder_with_equals_sign_is_a_scope() -> None:
+    storage = ObjectstoreStorage("plain")
+    scoped = storage.save("year=2024/report.txt", ContentFile(b"s"))
+    assert scoped == "year=2024/report.txt"
+    assert get_session("plain", year="2024").get("report.txt").payload.read() == b"s"
+    unscoped = storage.save("_/year=2024/report.txt", ContentFile(b"u"))
+    assert unscoped == "_/year=2024/report.txt"
+    assert get_session("plain").get("year=2024/report.txt").payload.read() == b"u"
+    assert storage.open(unscoped).read() == b"u"
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("a\x00b.txt", "control character"),
+        ("bad\ud800.txt", "UTF-8"),
+        ("x" * 256 + ".txt", "255 bytes"),
+        ("org=1;bad.scope/x.txt", "scope"),
+    ],
+)
+def test_names_invalid_as_keys_are_suspicious(name: str, why: str) -> None:
+    storage = ObjectstoreStorage("plain")
+    with pytest.raises(SuspiciousFileOperation, match=why):
+        storage.save(name, ContentFile(b"1"))
+    with pytest.raises(SuspiciousFileOperation, match=why):
+        storage.open(name)
+
+
+def test_key_from_name_is_deprecated_but_works() -> None:
+    with pytest.warns(DeprecationWarning, match="server_chosen_keys"):
+        keyed = ObjectstoreStorage("plain", key_from_name=True)
+    assert not keyed.server_chosen_keys
+    with pytest.warns(DeprecationWarning, match="key_from_name"):
+        server = ObjectstoreStorage("plain", key_from_name=False)
+    assert server.server_chosen_keys
+    with pytest.raises(ImproperlyConfigured, match="contradict"):
+        ObjectstoreStorage("plain", key_from_name=True, server_chosen_keys=True)
 
 
 # -- reading and other methods -------------------------------------------------
@@ -426,6 +519,29 @@ def test_plain_url_without_secret_key() -> None:
         ObjectstoreStorage("plain", url_strategy="presigned").url("_/key")
 
 
+def _public_images(request: object, usecase: str, name: str) -> bool:
+    return usecase == "images"
+
+
+@pytest.mark.django_db
+def test_view_unsigned_urls_are_stable_and_left_to_the_permission_hook() -> None:
+    from django.conf import settings
+    from django.test import Client
+
+    storage = ObjectstoreStorage("images", url_strategy="view-unsigned")
+    name = storage.save("logos/brand.png", ContentFile(PNG))
+    url = storage.url(name)
+    assert url == "/files/images/logos/brand.png"
+    assert storage.url(name, expire=5) == url
+    assert Client().get(url).status_code == 403
+    conf = {**settings.OBJECTSTORE, "DOWNLOAD_PERMISSION": _public_images}
+    with override_settings(OBJECTSTORE=conf):
+        response = Client().get(url)
+        assert response.status_code == 200
+        assert b"".join(response.streaming_content) == PNG  # type: ignore[attr-defined]
+        response.close()
+
+
 def test_url_rejects_empty_and_bad_expiry() -> None:
     storage = ObjectstoreStorage("plain")
     with pytest.raises(ValueError, match="name"):
@@ -494,9 +610,9 @@ def test_sixteen_threads_save_and_read(storage: ObjectstoreStorage) -> None:
 def test_non_ascii_file_name_round_trips(storage: ObjectstoreStorage) -> None:
     name = storage.save("résumé 100%.pdf", ContentFile(b"%PDF-1.4 fake"))
     assert storage.metadata(name).filename == "résumé 100%.pdf"
-    keyed = ObjectstoreStorage(storage.usecase, key_from_name=True)
+    keyed = ObjectstoreStorage(storage.usecase)
     other = keyed.save("dossier/café.txt", ContentFile(b"x"))
-    assert other == "_/dossier/café.txt"
+    assert other == "dossier/café.txt"
     assert keyed.open(other).read() == b"x"
     status, _, _ = fetch(keyed.url(other))
     assert status == 200

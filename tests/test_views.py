@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.test import Client, override_settings
 
+from django_objectstore.names import split_name
 from django_objectstore.storage import ObjectstoreStorage
 from django_objectstore.testing import objectstore, objectstore_server  # noqa: F401
 from django_objectstore.views import parse_range
@@ -119,3 +120,76 @@ def test_parse_range() -> None:
         parse_range("bytes=10-", 10)
     with pytest.raises(ValueError, match="unsatisfiable"):
         parse_range("bytes=-0", 10)
+
+
+ALLOWED_ORGS = {"1"}
+SEEN: list[str] = []
+
+
+def org_member(request: Any, usecase: str, name: str) -> bool:
+    """The hook the README suggests: read the org from the name, check it
+    (unscoped names are public here)."""
+    SEEN.append(name)
+    pairs, _key = split_name(name)
+    org = dict(pairs).get("org")
+    return org is None or org in ALLOWED_ORGS
+
+
+def test_hook_sees_the_name_that_is_served() -> None:
+    storage = ObjectstoreStorage("notes")
+    secret = storage.save("org=2/secret.txt", ContentFile(b"org 2 only"))
+    mine = storage.save("org=1/mine.txt", ContentFile(b"org 1"))
+    secret_key, mine_key = secret.split("/", 1)[1], mine.split("/", 1)[1]
+    SEEN.clear()
+    conf = {**settings.OBJECTSTORE, "DOWNLOAD_PERMISSION": org_member}
+    with override_settings(OBJECTSTORE=conf):
+        client = Client()
+        # '\' is a '/' to the storage: the hook must see org=2, not an unscoped name.
+        response = client.get(f"/files/notes/org=2%5C{secret_key}")
+        assert response.status_code == 403
+        assert SEEN[-1] == secret
+        response = client.get(f"/files/notes/org=1%5C{mine_key}")
+        assert response.status_code == 200
+        assert SEEN[-1] == mine
+        assert body(response) == b"org 1"
+        # Names the storage refuses never reach the hook.
+        before = len(SEEN)
+        assert client.get("/files/notes/org=1/a%5C..%5Cb").status_code == 404
+        assert len(SEEN) == before
+
+
+@pytest.mark.parametrize(
+    "expires",
+    ["%C2%B2", "1" * 5000, "-1", "+99999999999", "1e10", " 99999999999", "%EF%BC%99%EF%BC%99"],
+)
+def test_malformed_expiry_is_refused_not_an_error(
+    storage: ObjectstoreStorage, expires: str
+) -> None:
+    name = storage.save("x.txt", ContentFile(b"x"))
+    url = storage.url(name)
+    path, query = url.split("?", 1)
+    signature = dict(part.split("=", 1) for part in query.split("&"))["signature"]
+    response = Client().get(f"{path}?expires={expires}&signature={signature}")
+    assert response.status_code == 403
+
+
+def test_malformed_ranges_are_ignored(storage: ObjectstoreStorage) -> None:
+    name = storage.save("numbers.txt", ContentFile(DATA))
+    url = storage.url(name)
+    for header in ("bytes=\u00b2-", "bytes=0-\u00b2", "bytes=" + "1" * 5000 + "-", "bytes=-"):
+        response = Client().get(url, headers={"Range": header})
+        assert response.status_code == 200, header
+        assert body(response) == DATA
+
+
+def test_head_sends_headers_only(storage: ObjectstoreStorage) -> None:
+    name = storage.save("numbers.txt", ContentFile(DATA))
+    url = storage.url(name)
+    response = Client().head(url)
+    assert response.status_code == 200
+    assert response["Content-Length"] == str(len(DATA))
+    assert response.content == b""
+    response = Client().head(url, headers={"Range": "bytes=10-19"})
+    assert response.status_code == 206
+    assert response["Content-Length"] == "10"
+    assert response["Content-Range"] == f"bytes 10-19/{len(DATA)}"

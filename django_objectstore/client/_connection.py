@@ -1,5 +1,16 @@
-"""Connections whose request bodies are not bound by the connect timeout,
-and whose responses read their headers without the email package.
+"""The client's connection pool: safe across ``fork``, with connections whose
+request bodies are not bound by the connect timeout and whose responses read
+their headers without the email package.
+
+Fork safety: a keep-alive connection inherited by a forked child is the
+same TCP connection as the parent's, so two processes using it read each
+other's responses. Every pool made here forgets its idle connections in the
+child right after ``fork`` (``os.register_at_fork``), with fresh queue locks
+(another thread may have held them at the moment of the fork); a connection
+checked out at that moment and released later in the child is dropped,
+never pooled; and a pool first used in a process it was not set up for
+(a ``fork`` that skipped Python's hooks) resets itself. Dropping only
+closes the child's copy of the socket: the parent's connection stays open.
 
 urllib3 keeps the *connect* timeout on the socket while it sends the request,
 and Python applies a socket timeout to a whole ``sendall``. With the 100 ms
@@ -13,12 +24,15 @@ read timeout (``None`` by default: no limit), as the documentation of
 from __future__ import annotations
 
 import http.client
+import os
+import weakref
 from typing import Any, Final, cast
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3 import connection, connectionpool
+from urllib3.util.url import parse_url
 
-__all__ = ["connection_class"]
+__all__ = ["connection_pool"]
 
 # The standard library's limits for a response's header block.
 _MAX_LINE: Final = 65536
@@ -95,6 +109,11 @@ class _Response(http.client.HTTPResponse):
 class _SendTimeoutMixin:
     send_timeout: float | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The process that opened the connection: the only one that may use it.
+        self.owner_pid = os.getpid()
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         conn: Any = self
         if conn.sock is None:
@@ -107,21 +126,102 @@ class _SendTimeoutMixin:
             conn.timeout = connect_timeout
 
 
-class _HTTPConnection(_SendTimeoutMixin, HTTPConnection):
+# Named as urllib3's (the name shows in urllib3's error messages) and
+# defined at module level (errors that hold a connection can be pickled).
+class HTTPConnection(_SendTimeoutMixin, connection.HTTPConnection):
     response_class = _Response
 
 
-class _HTTPSConnection(_SendTimeoutMixin, HTTPSConnection):
+class HTTPSConnection(_SendTimeoutMixin, connection.HTTPSConnection):
     response_class = _Response
 
 
-def connection_class(scheme: str, timeout: object) -> type[HTTPConnection]:
-    """A connection class for ``scheme`` sending with ``timeout``'s read timeout."""
-    send_timeout: float | None = None
+def _send_timeout(timeout: object) -> float | None:
+    """The read timeout of ``timeout`` (a ``urllib3.Timeout`` or seconds)."""
     if isinstance(timeout, urllib3.Timeout):
         read = timeout.read_timeout
-        send_timeout = read if isinstance(read, int | float) else None
-    elif isinstance(timeout, int | float):
-        send_timeout = float(timeout)
-    base = _HTTPSConnection if scheme == "https" else _HTTPConnection
-    return type(base.__name__, (base,), {"send_timeout": send_timeout})
+        return read if isinstance(read, int | float) else None
+    if isinstance(timeout, int | float):
+        return float(timeout)
+    return None
+
+
+class _ForkSafePoolMixin:
+    """Per-process connections for an ``HTTPConnectionPool`` (see the module
+    docstring). Costs one ``os.getpid()`` per checkout and per release."""
+
+    pool: Any
+    _send_timeout: float | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner_pid = os.getpid()
+        _pools.add(self)
+
+    def _new_conn(self) -> Any:
+        made = super()._new_conn()  # type: ignore[misc]
+        made.send_timeout = self._send_timeout
+        return made
+
+    def _forget_connections(self) -> None:
+        """In a forked child: drop the parent's idle connections (closing
+        only this process's copy of their sockets) and start afresh."""
+        self._owner_pid = os.getpid()
+        queue = self.pool
+        if queue is None:  # closed
+            return
+        inherited = list(queue.queue)
+        # Re-initialised in place: fresh locks, and the same object urllib3's
+        # finalizer closes when the pool is collected.
+        queue.__init__(queue.maxsize)
+        for _ in range(queue.maxsize):
+            queue.put(None)
+        for conn in inherited:
+            if conn is not None:
+                conn.close()
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        if self._owner_pid != os.getpid():  # forked without Python's hooks
+            self._forget_connections()
+        return super()._get_conn(timeout)  # type: ignore[misc]
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None and getattr(conn, "owner_pid", None) not in (None, os.getpid()):
+            # Checked out by the parent before the fork: never reused here.
+            # The slot it held was refilled when the child started afresh.
+            conn.close()
+            return
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+# Named as urllib3's: the pool's name shows in urllib3's error messages.
+class HTTPConnectionPool(_ForkSafePoolMixin, connectionpool.HTTPConnectionPool):
+    pass
+
+
+class HTTPSConnectionPool(_ForkSafePoolMixin, connectionpool.HTTPSConnectionPool):
+    pass
+
+
+_pools: weakref.WeakSet[_ForkSafePoolMixin] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_pools):
+        pool._forget_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def connection_pool(base_url: str, **kwargs: Any) -> connectionpool.HTTPConnectionPool:
+    """A fork-safe pool for ``base_url`` (what ``urllib3.connection_from_url``
+    makes, with the connection classes above)."""
+    parsed = parse_url(base_url)
+    scheme = parsed.scheme or "http"
+    port = parsed.port or (443 if scheme == "https" else 80)
+    pool_class = HTTPSConnectionPool if scheme == "https" else HTTPConnectionPool
+    made = pool_class(parsed.host or "", port=port, **kwargs)
+    made.ConnectionCls = HTTPSConnection if scheme == "https" else HTTPConnection
+    made._send_timeout = _send_timeout(kwargs.get("timeout"))
+    return made

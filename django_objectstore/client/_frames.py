@@ -16,32 +16,38 @@ reader, so any zstd stream reads correctly, just not in parallel.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any, Final, cast
+from typing import IO, TYPE_CHECKING, Final, cast
 
 import zstandard
 
-from django_objectstore.client._io import BLOCK_SIZE
+from django_objectstore.client._io import BLOCK_SIZE, check_same_process
+from django_objectstore.client._zstd import (
+    BLOCK_HEADER,
+    BLOCK_RESERVED,
+    CHECKSUM,
+    MAGIC,
+    MAX_FRAME_HEADER,
+    parse_block_header,
+)
 
-__all__ = ["MAX_FRAME", "FrameDecoder"]
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = ["MAX_FRAME", "FrameDecoder", "Prefixed", "truncated"]
 
 #: Largest recorded frame size decompressed whole (in memory).
 MAX_FRAME: Final = 4 * 1024 * 1024
 
-_MAGIC: Final = b"\x28\xb5\x2f\xfd"
-_SKIPPABLE_MIN: Final = 0x184D2A50
-_SKIPPABLE_MAX: Final = 0x184D2A5F
-_MAX_FRAME_HEADER: Final = 18
-_BLOCK_HEADER: Final = 3
-_CHECKSUM: Final = 4
 # A frame of at most MAX_FRAME bytes cannot be much bigger compressed: raw
 # blocks add 3 bytes per 128 KiB. Anything longer is corrupt.
 _MAX_COMPRESSED: Final = MAX_FRAME + MAX_FRAME // 1024 + 1024
 
 
-class _Prefixed(io.RawIOBase):
+class Prefixed(io.RawIOBase):
     """``prefix`` followed by the rest of ``source``."""
 
     def __init__(self, prefix: bytes, source: IO[bytes]) -> None:
@@ -52,7 +58,7 @@ class _Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> Any:
+    def read(self, size: int | None = -1) -> bytes | memoryview:
         if self._prefix:
             if size is None or size < 0:
                 size = self._prefix.nbytes
@@ -62,7 +68,7 @@ class _Prefixed(io.RawIOBase):
         # Passed through as it comes (ReadAhead hands out views: no copy).
         return self._source.read(size if size is not None else -1)
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         data = self.read(memoryview(buffer).nbytes)
         memoryview(buffer).cast("B")[: len(data)] = data
         return len(data)
@@ -72,7 +78,7 @@ class _Prefixed(io.RawIOBase):
         super().close()
 
 
-def _truncated() -> zstandard.ZstdError:
+def truncated() -> zstandard.ZstdError:
     return zstandard.ZstdError(
         "zstd data ends in the middle of a frame: the stored object is truncated"
     )
@@ -98,6 +104,7 @@ class FrameDecoder(io.RawIOBase):
         self._rest: zstandard.ZstdDecompressionReader | None = None  # once needed
         self._current = memoryview(b"")
         self._whole = b""  # the decoded frame ``_current`` is a view of
+        self._pid = os.getpid()  # the worker threads do not survive a fork
 
     def readable(self) -> bool:
         return True
@@ -121,7 +128,7 @@ class FrameDecoder(io.RawIOBase):
         self._splitting = False
         prefix, self._buffer = bytes(self._buffer), bytearray()
         self._rest = zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], _Prefixed(prefix, self._source)),
+            cast(IO[bytes], Prefixed(prefix, self._source)),
             read_size=BLOCK_SIZE,
             read_across_frames=True,
         )
@@ -130,12 +137,12 @@ class FrameDecoder(io.RawIOBase):
         """Bytes of the frame at the start of the buffer when it can be
         decoded whole (its size is recorded and small), else None."""
         buffer = self._buffer
-        if buffer[:4] != _MAGIC:
+        if buffer[:4] != MAGIC:
             return None  # skippable frames, garbage: the streaming reader decides
-        self._have(_MAX_FRAME_HEADER)
+        self._have(MAX_FRAME_HEADER)
         try:
-            params = zstandard.get_frame_parameters(bytes(buffer[:_MAX_FRAME_HEADER]))
-            position = zstandard.frame_header_size(bytes(buffer[:_MAX_FRAME_HEADER]))
+            params = zstandard.get_frame_parameters(bytes(buffer[:MAX_FRAME_HEADER]))
+            position = zstandard.frame_header_size(bytes(buffer[:MAX_FRAME_HEADER]))
         except zstandard.ZstdError:
             return None
         if params.content_size == zstandard.CONTENTSIZE_UNKNOWN or not (
@@ -143,22 +150,20 @@ class FrameDecoder(io.RawIOBase):
         ):
             return None
         while True:
-            if not self._have(position + _BLOCK_HEADER):
-                raise _truncated()
-            header = int.from_bytes(buffer[position : position + _BLOCK_HEADER], "little")
-            kind = (header >> 1) & 3
-            size = 1 if kind == 1 else header >> 3  # an RLE block stores one byte
-            if kind == 3:
-                return None  # reserved block type: corrupt
-            position += _BLOCK_HEADER + size
+            if not self._have(position + BLOCK_HEADER):
+                raise truncated()
+            last, kind, size = parse_block_header(buffer[position : position + BLOCK_HEADER])
+            if kind == BLOCK_RESERVED:
+                return None  # corrupt
+            position += BLOCK_HEADER + size
             if position > _MAX_COMPRESSED:
                 return None
-            if header & 1:  # last block
+            if last:
                 break
         if params.has_checksum:
-            position += _CHECKSUM
+            position += CHECKSUM
         if not self._have(position):
-            raise _truncated()
+            raise truncated()
         return position
 
     def _fill(self) -> None:
@@ -212,6 +217,7 @@ class FrameDecoder(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if size is None or size < 0:
             return self.readall()
         if size == 0:
@@ -224,6 +230,7 @@ class FrameDecoder(io.RawIOBase):
         return b""
 
     def readall(self) -> bytes:
+        check_same_process(self._pid)
         chunks: list[bytes] = []
         while self._next():
             chunks.append(self._take(sys.maxsize))
@@ -232,7 +239,8 @@ class FrameDecoder(io.RawIOBase):
             chunks.append(self._rest.read())
         return b"".join(chunks)
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        check_same_process(self._pid)
         view = memoryview(buffer).cast("B")
         if not view.nbytes:
             return 0

@@ -16,31 +16,22 @@ space, never correctness.
 from __future__ import annotations
 
 import io
-import struct
-from collections.abc import Generator
-from typing import Any, Final
+from collections.abc import Callable, Generator
+from typing import IO, Final, cast
 
-import zstandard
+from django_objectstore.client._io import Body, Buffer, Counter
+from django_objectstore.client._zstd import (
+    BLOCK_HEADER,
+    RAW_BLOCK,
+    RAW_FRAME_HEADER,
+    compressor,
+    raw_block_header,
+)
 
-from django_objectstore.client._io import ZSTD_LEVEL, Body, Buffer
+__all__ = ["frame_size", "is_incompressible", "raw_frame_chunks"]
 
-__all__ = [
-    "RAW_BLOCK",
-    "frame_size",
-    "is_incompressible",
-    "raw_frame_chunks",
-]
-
-#: Largest zstd block (the format's limit for any window of 128 KiB or more).
-RAW_BLOCK: Final = 128 * 1024
 #: Raw blocks gathered into one send.
 _BLOCKS_PER_SEND: Final = 8
-
-# Frame header: magic number, then a descriptor with no content size, no
-# checksum, no dictionary and no single-segment flag, then a window
-# descriptor of 128 KiB (exponent 7: 2 ** (10 + 7)).
-_FRAME_HEADER: Final = struct.pack("<I", 0xFD2FB528) + bytes([0x00, 7 << 3])
-_BLOCK_HEADER: Final = 3
 
 #: Bytes compressed from each sample, and the number of samples.
 _SAMPLE: Final = 64 * 1024
@@ -53,12 +44,7 @@ _RATIO: Final = 0.98
 def frame_size(size: int) -> int:
     """Size of the raw-block frame of ``size`` input bytes."""
     blocks = max(-(-size // RAW_BLOCK), 1)  # an empty input still has one (empty) block
-    return len(_FRAME_HEADER) + blocks * _BLOCK_HEADER + size
-
-
-def _block_header(size: int, last: bool) -> bytes:
-    # Little-endian 24 bits: last-block flag, block type 0 (raw), size.
-    return ((size << 3) | int(last)).to_bytes(3, "little")
+    return len(RAW_FRAME_HEADER) + blocks * BLOCK_HEADER + size
 
 
 def _samples(contents: Body, size: int) -> list[bytes]:
@@ -66,15 +52,15 @@ def _samples(contents: Body, size: int) -> list[bytes]:
     if isinstance(contents, bytes | bytearray | memoryview):
         view = memoryview(contents).cast("B")
         return [bytes(view[start : start + _SAMPLE]) for start in offsets[:_SAMPLES]]
-    file: Any = contents
+    file = cast(IO[bytes], contents)  # not bytes: a seekable file (see known_size)
     origin = file.tell()
     try:
         samples = []
         for start in offsets[:_SAMPLES]:
             file.seek(origin + start)
-            block = file.read(_SAMPLE)
+            block: object = file.read(_SAMPLE)
             if not isinstance(block, bytes | bytearray | memoryview):
-                return []
+                return []  # a text file: not judged
             samples.append(bytes(block))
         return samples
     finally:
@@ -92,11 +78,11 @@ def is_incompressible(contents: Body, size: int) -> bool:
         return False
     if not samples:
         return False
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return all(len(compressor.compress(sample)) > _RATIO * len(sample) for sample in samples)
+    context = compressor()
+    return all(len(context.compress(sample)) > _RATIO * len(sample) for sample in samples)
 
 
-def _filler(contents: Body) -> Any:
+def _filler(contents: Body) -> Callable[[memoryview], int]:
     """A ``readinto``-like function over ``contents`` (bytes or a file)."""
     if isinstance(contents, bytes | bytearray | memoryview):
         source = memoryview(contents).cast("B")
@@ -110,7 +96,7 @@ def _filler(contents: Body) -> Any:
             return count
 
         return fill
-    file: Any = contents
+    file = cast(IO[bytes], contents)  # not bytes: a file (see known_size)
     readinto = getattr(file, "readinto", None)
 
     def fill_file(target: memoryview) -> int:
@@ -131,46 +117,44 @@ def _filler(contents: Body) -> Any:
 
 
 def raw_frame_chunks(
-    contents: Body, size: int, counter: Any = None
-) -> Generator[Buffer, None, None]:
+    contents: Body, size: int, counter: Counter | None = None
+) -> Generator[Buffer]:
     """The raw-block frame of exactly ``size`` bytes of ``contents``, in
     pieces of up to ~1 MiB (each valid until the next is requested). Raises
     ``ValueError`` if the source ends early or has more than ``size`` bytes
     (the request is then abandoned, never completed with other bytes)."""
+    counter = counter if counter is not None else Counter()
     fill = _filler(contents)
-    slot = _BLOCK_HEADER + RAW_BLOCK
+    slot = BLOCK_HEADER + RAW_BLOCK
     buffer = bytearray(slot * _BLOCKS_PER_SEND)
     view = memoryview(buffer)
-    yield _FRAME_HEADER
-    if counter is not None:
-        counter.stored += len(_FRAME_HEADER)
+    yield RAW_FRAME_HEADER
+    counter.stored += len(RAW_FRAME_HEADER)
     remaining = size
     while True:
         end = 0
         last = False
         for _ in range(_BLOCKS_PER_SEND):
             count = min(RAW_BLOCK, remaining)
-            got = fill(view[end + _BLOCK_HEADER : end + _BLOCK_HEADER + count]) if count else 0
+            got = fill(view[end + BLOCK_HEADER : end + BLOCK_HEADER + count]) if count else 0
             if got != count:
                 raise ValueError(
                     f"put() source ended after {size - remaining + got} of the {size} bytes "
                     "it had when the upload started; it must not shrink during the upload"
                 )
             remaining -= count
-            if counter is not None:
-                counter.source += count
+            counter.source += count
             last = remaining == 0
             if last and fill(memoryview(bytearray(1))):
                 raise ValueError(
                     f"put() source grew beyond the {size} bytes it had when the upload "
                     "started; it must not change during the upload"
                 )
-            view[end : end + _BLOCK_HEADER] = _block_header(count, last)
-            end += _BLOCK_HEADER + count
+            view[end : end + BLOCK_HEADER] = raw_block_header(count, last)
+            end += BLOCK_HEADER + count
             if last:
                 break
-        if counter is not None:
-            counter.stored += end
+        counter.stored += end
         yield view[:end]
         if last:
             return

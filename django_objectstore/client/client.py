@@ -1,65 +1,64 @@
-"""``Client``, ``Usecase`` and ``Session``: the Objectstore client proper."""
+"""``Client`` and ``Session``: the Objectstore client proper (``Usecase``
+lives in ``_session``, uploads in ``_upload``, downloads in ``_download``)."""
 
 from __future__ import annotations
 
+import json
 import math
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from importlib.util import find_spec
 from os import PathLike
-from typing import IO, Any, Final, Literal, NamedTuple, cast
+from typing import Any, Final, Literal, cast
 from urllib.parse import urlparse
 
-import urllib3
-import zstandard
-from urllib3._collections import HTTPHeaderDict
-from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.response import HTTPResponse
 
-from django_objectstore import __version__, _protocol
+from django_objectstore import __version__, _protocol, _protocol_parsing
 from django_objectstore.client import presign
-from django_objectstore.client._connection import connection_class
-from django_objectstore.client._frames import FrameDecoder
-from django_objectstore.client._io import (
-    BLOCK_SIZE,
-    Body,
-    ReadAhead,
-    ResponseStream,
-    _Counter,
-    body_chunks,
-    compress_small,
-    known_size,
-    read_json,
-    skip_bytes,
-    translate_transport_error,
+from django_objectstore.client._download import (
+    GetResponse,
+    RangeResponse,
+    payload_stream,
+    range_payload,
 )
-from django_objectstore.client._rawframe import frame_size, is_incompressible, raw_frame_chunks
+from django_objectstore.client._io import Body
+from django_objectstore.client._pool import DEFAULT_CONNECT_TIMEOUT, make_pool
+from django_objectstore.client._session import (
+    DEFAULT_MULTIPART_PART_SIZE,
+    DEFAULT_MULTIPART_THRESHOLD,
+    DEFAULT_MULTIPART_WORKERS,
+    MIN_MULTIPART_PART_SIZE,
+    SessionCore,
+    Threshold,
+    UploadOptions,
+    Usecase,
+    check_compression,
+    check_threshold,
+)
+from django_objectstore.client._upload import put_object
 from django_objectstore.client.auth import Permission, SecretKey, TokenProvider
 from django_objectstore.client.errors import (
     ExpiryExtensionRejected,
     ObjectNotFound,
-    ObjectstoreConnectionError,
     RequestError,
     raise_for_status,
 )
 from django_objectstore.client.metadata import (
-    HEADER_EXPIRATION,
-    HEADER_FILENAME,
-    HEADER_META_PREFIX,
-    HEADER_ORIGIN,
     Compression,
     ExpirationPolicy,
     Metadata,
-    format_expiration,
-    format_timedelta,
+    expiry_extension,
 )
 from django_objectstore.client.metrics import (
     MetricsBackend,
     NoOpMetricsBackend,
     measure_storage_operation,
 )
-from django_objectstore.client.multipart import MultipartUpload
+from django_objectstore.client.multipart import MultipartUpload, initiate
 from django_objectstore.client.scope import Scope
+from django_objectstore.client.tracing import Span, storage_span
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -76,124 +75,10 @@ __all__ = [
     "Usecase",
 ]
 
-#: Connect timeout in seconds unless ``connection_kwargs`` overrides ``timeout``.
-DEFAULT_CONNECT_TIMEOUT: Final = 0.1
-#: Inputs of at least this many bytes (when their size is known) take the
-#: large-input paths of ``Session.put``. Below it, one streamed request.
-DEFAULT_MULTIPART_THRESHOLD: Final = 64 * 1024 * 1024
-#: Size of each part of a parallel multipart upload, in stored (compressed)
-#: bytes; every part but the last has exactly this size.
-DEFAULT_MULTIPART_PART_SIZE: Final = 8 * 1024 * 1024
-#: Smallest ``multipart_part_size`` accepted: production backends (S3/GCS
-#: multipart) reject non-last parts below 5 MiB when the upload completes.
-MIN_MULTIPART_PART_SIZE: Final = 5 * 1024 * 1024
-#: Parts uploaded at the same time; also caps the compression threads of a put.
-DEFAULT_MULTIPART_WORKERS: Final = 3
-# Connections kept per client; the official client keeps one, which makes
-# every concurrent request beyond the first open and drop a connection.
-_DEFAULT_POOL_MAXSIZE: Final = 16
-# Compressed bodies at least this big (or of unknown size) are read ahead
-# by a helper thread.
-_READ_AHEAD_MIN: Final = 4 * BLOCK_SIZE
-# Known-size inputs at least this big are compressed on several threads
-# even in one request (two frames or more).
-_THREADED_COMPRESS_MIN: Final = 4 * BLOCK_SIZE
-# Most threads decompressing the frames of one payload, and the smallest
-# stored size worth them (decoding 8 MiB in 2 MiB frames on two threads
-# took 12.4 ms against 11.1 ms for one thread; 32 MiB 26.6 ms against 33.4).
-_DECODE_THREADS: Final = 4
-_PARALLEL_DECODE_MIN: Final = 4 * BLOCK_SIZE
 #: Query parameter carrying a token in ``object_url(..., token_validity=...)``.
-PARAM_AUTH: Final = "os_auth"
+PARAM_AUTH: Final = _protocol.PARAM_AUTH
 #: Sent as ``User-Agent`` unless ``connection_kwargs["headers"]`` overrides it.
 USER_AGENT: Final = f"django-objectstore/{__version__}"
-_USECASE_CHARS: Final = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-)
-
-Threshold = int | Literal["none"]
-
-
-def _check_threshold(name: str, value: object, *, allow_none: bool) -> None:
-    if value is None and allow_none:
-        return
-    if value == "none":
-        return
-    if type(value) is not int or value < 0:
-        raise ValueError(f'{name} must be a non-negative integer or "none", got {value!r}')
-
-
-def _check_compression(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value is not None and value not in allowed:
-        raise ValueError(f"Invalid compression: {value!r} (for {name}, use one of {allowed})")
-
-
-class GetResponse(NamedTuple):
-    """Result of ``Session.get``: the metadata and a readable, closeable
-    binary stream of the payload (decompressed unless asked otherwise)."""
-
-    metadata: Metadata
-    payload: IO[bytes]
-
-
-class RangeResponse(NamedTuple):
-    """Result of ``Session.get_range``: bytes ``start``..``end`` (inclusive)
-    of the object *as stored* (compressed bytes for a compressed object),
-    and ``total_size``, the stored size of the whole object (``None`` only
-    if the server ignored the range and did not report a size). When the
-    range starts beyond the object, ``payload`` is empty and ``start`` equals
-    ``total_size``."""
-
-    metadata: Metadata
-    payload: IO[bytes]
-    start: int
-    end: int
-    total_size: int | None
-
-
-class Usecase:
-    """A workload in Objectstore with its defaults: compression
-    (``"zstd"`` or ``"none"``) and expiration policy.
-
-    Names are 3-64 characters from ``A-Z a-z 0-9 _ -``.
-    ``resumable_threshold_bytes`` is accepted for compatibility with newer
-    official clients and not used (see the README). ``multipart_threshold``
-    overrides the client's parallel-upload threshold for this usecase:
-    ``None`` inherits it, ``"none"`` disables parallel uploads.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        compression: Compression = "zstd",
-        expiration_policy: ExpirationPolicy | None = None,
-        resumable_threshold_bytes: int | Literal["none"] = 256 * 1024 * 1024,
-        *,
-        multipart_threshold: Threshold | None = None,
-    ) -> None:
-        if not isinstance(name, str):
-            raise TypeError(f"usecase name must be a str, got {type(name).__name__}")
-        if not 3 <= len(name) <= 64:
-            raise ValueError(f"usecase name must be 3-64 ASCII characters long, got {name!r}")
-        if not set(name) <= _USECASE_CHARS:
-            raise ValueError(
-                f"usecase name must contain only ASCII letters, digits, '_' or '-', got {name!r}"
-            )
-        _check_compression("Usecase", compression, ("zstd", "none"))
-        _check_threshold("resumable_threshold_bytes", resumable_threshold_bytes, allow_none=False)
-        _check_threshold("multipart_threshold", multipart_threshold, allow_none=True)
-        self._name = name
-        self._compression: Compression = compression
-        self._expiration_policy = expiration_policy
-        self._resumable_threshold_bytes = resumable_threshold_bytes
-        self._multipart_threshold = multipart_threshold
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def __repr__(self) -> str:
-        return f"Usecase({self._name!r}, compression={self._compression!r})"
 
 
 class Client:
@@ -224,60 +109,32 @@ class Client:
         multipart_part_size: int = DEFAULT_MULTIPART_PART_SIZE,
         multipart_workers: int = DEFAULT_MULTIPART_WORKERS,
     ) -> None:
-        if propagate_traces:
-            try:
-                import sentry_sdk  # noqa: F401
-            except ImportError as exc:
-                raise ImportError(
-                    "propagate_traces=True needs the 'sentry-sdk' package, which is not "
-                    "installed; install it (pip install sentry-sdk) or pass "
-                    "propagate_traces=False"
-                ) from exc
+        if propagate_traces and find_spec("sentry_sdk") is None:
+            raise ImportError(
+                "propagate_traces=True needs the 'sentry-sdk' package, which is not "
+                "installed; install it (pip install sentry-sdk) or pass "
+                "propagate_traces=False"
+            )
         if retries is not None and (type(retries) is not int or retries < 0):
             raise ValueError(f"retries must be a non-negative integer or None, got {retries!r}")
         if token is not None and not isinstance(token, SecretKey | str):
             raise TypeError(
                 f"token must be a SecretKey or a token string, got {type(token).__name__}"
             )
-        _check_threshold("multipart_threshold", multipart_threshold, allow_none=False)
-        if type(multipart_part_size) is not int or multipart_part_size < MIN_MULTIPART_PART_SIZE:
-            raise ValueError(
-                f"multipart_part_size must be an integer of at least {MIN_MULTIPART_PART_SIZE} "
-                f"(5 MiB, the smallest part production backends accept), "
-                f"got {multipart_part_size!r}"
-            )
-        if type(multipart_workers) is not int or multipart_workers < 1:
-            raise ValueError(
-                f"multipart_workers must be a positive integer, got {multipart_workers!r}"
-            )
-        parsed = urlparse(base_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(
-                f"base_url must be an http:// or https:// URL with a host, got {base_url!r}"
-            )
-        kwargs: dict[str, Any] = {
-            "retries": urllib3.Retry(connect=3 if retries is None else retries, read=0),
-            "timeout": urllib3.Timeout(
-                connect=DEFAULT_CONNECT_TIMEOUT, read=timeout_ms / 1000 if timeout_ms else None
-            ),
-            "maxsize": _DEFAULT_POOL_MAXSIZE,
-            "blocksize": BLOCK_SIZE,
-        }
-        if connection_kwargs:
-            kwargs.update(connection_kwargs)
-        headers = HTTPHeaderDict({"User-Agent": USER_AGENT})
-        headers.update(kwargs.get("headers") or {})
-        kwargs["headers"] = headers
-        self._pool: HTTPConnectionPool = urllib3.connectionpool.connection_from_url(
-            base_url, **kwargs
+        uploads = UploadOptions(multipart_threshold, multipart_part_size, multipart_workers)
+        self._pool = make_pool(
+            base_url,
+            retries=retries,
+            timeout_ms=timeout_ms,
+            connection_kwargs=connection_kwargs,
+            user_agent=USER_AGENT,
         )
-        self._pool.ConnectionCls = connection_class(parsed.scheme, kwargs["timeout"])
-        self._base_path = parsed.path
+        self._base_path = urlparse(base_url).path
         self._metrics_backend = metrics_backend or NoOpMetricsBackend()
         self._propagate_traces = propagate_traces
         self._token = token
         self._spool_dir = spool_dir
-        self._multipart = (multipart_threshold, multipart_part_size, multipart_workers)
+        self._uploads = uploads
 
     def __repr__(self) -> str:
         pool = self._pool
@@ -299,9 +156,6 @@ class Client:
         (order matters: ``org=1, project=2`` is ``org=1;project=2``)."""
         if not isinstance(usecase, Usecase):
             raise TypeError(f"usecase must be a Usecase, got {type(usecase).__name__}")
-        threshold, part_size, workers = self._multipart
-        if usecase._multipart_threshold is not None:
-            threshold = usecase._multipart_threshold
         return Session(
             self._pool,
             self._base_path,
@@ -311,132 +165,13 @@ class Client:
             Scope(**scopes),
             self._token,
             self._spool_dir,
-            multipart_threshold=threshold,
-            multipart_part_size=part_size,
-            multipart_workers=workers,
+            uploads=self._uploads,
         )
 
 
-class Session:
+class Session(SessionCore):
     """Operations on one usecase and scope. Make sessions with
     ``Client.session``; they are cheap and thread-safe."""
-
-    def __init__(
-        self,
-        pool: HTTPConnectionPool,
-        base_path: str,
-        metrics_backend: MetricsBackend,
-        propagate_traces: bool,
-        usecase: Usecase,
-        scope: Scope,
-        token: TokenProvider | None = None,
-        spool_dir: str | PathLike[str] | None = None,
-        *,
-        multipart_threshold: Threshold = DEFAULT_MULTIPART_THRESHOLD,
-        multipart_part_size: int = DEFAULT_MULTIPART_PART_SIZE,
-        multipart_workers: int = DEFAULT_MULTIPART_WORKERS,
-    ) -> None:
-        self._pool = pool
-        self._base_path = base_path.rstrip("/")
-        self._metrics_backend = metrics_backend
-        self._propagate_traces = propagate_traces
-        self._usecase = usecase
-        self._scope = scope
-        self._token = token
-        self._spool_dir = spool_dir
-        self._multipart_threshold = multipart_threshold
-        self._multipart_part_size = multipart_part_size
-        self._multipart_workers = multipart_workers
-        self._base_headers = dict(pool.headers)
-        self._prefix = f"{usecase.name}/{scope}/"
-
-    def __repr__(self) -> str:
-        return f"Session(usecase={self._usecase.name!r}, scope={str(self._scope)!r})"
-
-    # -- plumbing ---------------------------------------------------------
-
-    def _request_headers(self) -> dict[str, str]:
-        headers = self._base_headers.copy()
-        if self._propagate_traces:
-            import sentry_sdk
-
-            headers.update(sentry_sdk.get_current_scope().iter_trace_propagation_headers())
-        token = self._token
-        if isinstance(token, SecretKey):
-            headers[_protocol.HEADER_AUTH] = (
-                f"Bearer {token.cached_token_for_scope(self._usecase.name, self._scope)}"
-            )
-        elif token:
-            headers[_protocol.HEADER_AUTH] = f"Bearer {token}"
-        return headers
-
-    def _path(self, key: str | None) -> str:
-        return _protocol.encode_path(f"{self._base_path}/v1/objects/{self._prefix}{key or ''}")
-
-    def _multipart_path(self, action: str | None, key: str | None, query: str | None) -> str:
-        resource = "objects:multipart" + (f":{action}" if action else "")
-        path = _protocol.encode_path(f"{self._base_path}/v1/{resource}/{self._prefix}{key or ''}")
-        return f"{path}?{query}" if query else path
-
-    def _base_url(self) -> str:
-        host = self._pool.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{self._pool.scheme}://{host}:{self._pool.port}"
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: dict[str, str],
-        body: Any = None,
-        preload: bool = True,
-    ) -> HTTPResponse:
-        urlopen: Any = self._pool.urlopen
-        try:
-            response: HTTPResponse = urlopen(
-                method,
-                url,
-                body=body,
-                headers=headers,
-                preload_content=preload,
-                decode_content=False,
-                release_conn=preload,
-                redirect=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise translate_transport_error(exc, f"{method} {url}") from exc
-        return response
-
-    def _metadata_headers(
-        self,
-        compression: str | None,
-        content_type: str | None,
-        metadata: Mapping[str, str] | None,
-        expiration_policy: ExpirationPolicy | None,
-        origin: str | None,
-        filename: str | None,
-    ) -> dict[str, str]:
-        headers = self._request_headers()
-        if compression and compression != "none":
-            headers["Content-Encoding"] = compression
-        if content_type:
-            headers["Content-Type"] = content_type
-        policy = expiration_policy or self._usecase._expiration_policy
-        if policy:
-            headers[HEADER_EXPIRATION] = format_expiration(policy)
-        if origin:
-            headers[HEADER_ORIGIN] = _protocol.encode_header_value(origin)
-        if filename is not None:
-            headers[HEADER_FILENAME] = _protocol.encode_header_value(filename)
-        for name, value in (metadata or {}).items():
-            if not isinstance(value, str):
-                raise TypeError(
-                    f"metadata values must be str, got {type(value).__name__} for {name!r}"
-                )
-            headers[f"{HEADER_META_PREFIX}{name}"] = _protocol.encode_header_value(value)
-        return headers
 
     # -- tokens and URLs --------------------------------------------------
 
@@ -449,9 +184,15 @@ class Session:
         ``ValueError`` without a ``SecretKey`` or on permission escalation."""
         if not isinstance(self._token, SecretKey):
             raise ValueError("no secret key configured on this session")
-        return self._token.token_for_scope(
-            self._usecase.name, self._scope, permissions, expiry_seconds
-        )
+        token = self._token
+        expiry = token.expiry_seconds if expiry_seconds is None else expiry_seconds
+        with storage_span("mint_token", self._usecase, self._scope, expiry_seconds=expiry) as span:
+            minted = token.token_for_scope(
+                self._usecase.name, self._scope, permissions, expiry_seconds
+            )
+            granted = token.permissions if permissions is None else permissions
+            span.set_attribute("objectstore.permissions", [str(p) for p in granted])
+            return minted
 
     def object_url(self, key: str, token_validity: timedelta | None = None) -> str:
         """Absolute URL of the object; with ``token_validity`` it carries a
@@ -474,28 +215,13 @@ class Session:
         """A pre-signed URL allowing ``method`` (GET or HEAD, which are
         interchangeable) on the object for ``duration`` (at most 7 days).
         Computed locally, without a request. The URL must be used verbatim."""
-        if method not in presign.SUPPORTED_METHODS:
-            raise ValueError(
-                f"unsupported pre-signed method {method!r}, "
-                f"expected one of {presign.SUPPORTED_METHODS}"
-            )
-        if not isinstance(self._token, SecretKey):
-            raise ValueError("no secret key configured on this session")
-        if duration > presign.MAX_PRESIGN_DURATION:
-            raise ValueError(
-                f"duration {duration} exceeds the maximum of {presign.MAX_PRESIGN_DURATION}"
-            )
-        seconds = math.ceil(duration.total_seconds())
         path = self._path(key)
-        timestamp = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        query = _protocol.encode_query_value(
-            f"{presign.PARAM_KID}={self._token.kid}"
-            f"&{presign.PARAM_TIMESTAMP}={timestamp}&{presign.PARAM_DURATION}={seconds}"
-        )
-        signature = self._token.signature_for_canonical_form(
-            presign.build_canonical_form(method, path, query)
-        )
-        return f"{self._base_url()}{path}?{query}&{presign.PARAM_SIG}={signature}"
+        presign.check_presign(self._token, method, duration)  # no span for a refusal
+        seconds = math.ceil(duration.total_seconds())
+        with storage_span(
+            "presign", self._usecase, self._scope, key=key, method=method, duration_seconds=seconds
+        ):
+            return presign.presigned_url(self._token, method, self._base_url(), path, duration)
 
     # -- objects ----------------------------------------------------------
 
@@ -512,160 +238,71 @@ class Session:
         origin: str | None = None,
         filename: str | None = None,
         resumable_threshold_bytes: int | Literal["none"] | None = None,
-        *,
-        multipart_threshold: Threshold | None = None,
     ) -> str:
         """Upload ``contents`` (bytes, a binary file-like or an iterable of
         bytes; streamed, never read whole) and return the object's key
         (server-generated when ``key`` is empty).
 
-        ``compress`` (older name: ``compression``) overrides the usecase's
+        ``compress`` (older name: ``compression``, deprecated as in the
+        official client since 0.2.10) overrides the usecase's
         compression; pass ``precompressed="zstd"`` for contents that are
         already zstd-compressed. Inputs whose size is known and at least the
-        multipart threshold take a faster path: incompressible ones (judged
-        from samples) one request carrying a zstd frame of raw blocks, the
-        others a parallel multipart upload of 2 MiB zstd frames compressed
-        on worker threads (aborted on any failure). Below the threshold,
-        compressible inputs of known size from 4 MiB up go in one request of
-        such frames; everything else in one streamed request, as the official
-        client sends it. A failed upload never leaves a partial object.
+        client's ``multipart_threshold`` take a faster path: incompressible
+        ones (judged from samples) one request carrying a zstd frame of raw
+        blocks, the others a parallel multipart upload of 2 MiB zstd frames
+        compressed on worker threads (aborted on any failure). Below the
+        threshold, compressible inputs of known size from 4 MiB up go in one
+        request of such frames; everything else in one streamed request, as
+        the official client sends it. A failed upload never leaves a partial
+        object. Seekable inputs of at least ``resumable_threshold_bytes`` (this
+        put's, else the usecase's, which yields to the multipart path) go
+        through a resumable upload that survives dropped connections and 5xx
+        answers (``client/_resumable.py``); ``"none"`` turns that off.
         """
         if compression is not None:
+            warnings.warn(
+                "`compression` is deprecated, use `compress` instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             if compress is not None:
                 raise ValueError("Cannot pass both `compress` and `compression`")
             compress = compression
         if compress is not None and precompressed is not None:
             raise ValueError("Cannot pass both `compress` and `precompressed`")
-        _check_compression("compress", compress, ("zstd", "none"))
-        _check_compression("precompressed", precompressed, ("zstd",))
-        _check_threshold("resumable_threshold_bytes", resumable_threshold_bytes, allow_none=True)
-        _check_threshold("multipart_threshold", multipart_threshold, allow_none=True)
+        check_compression("compress", compress, ("zstd", "none"))
+        check_compression("precompressed", precompressed, ("zstd",))
+        check_threshold("resumable_threshold_bytes", resumable_threshold_bytes, allow_none=True)
         if isinstance(cast(object, contents), str):
             raise TypeError("put() needs bytes or a binary stream, not str; encode it first")
 
         encoding = precompressed or compress or self._usecase._compression
-        do_compress = precompressed is None and encoding == "zstd"
         headers = self._metadata_headers(
             encoding, content_type, metadata, expiration_policy, origin, filename
         )
-        key = key or None
-        threshold = (
-            self._multipart_threshold if multipart_threshold is None else multipart_threshold
-        )
-        size = known_size(contents) if threshold != "none" else None
-
-        with measure_storage_operation(self._metrics_backend, "put", self._usecase.name) as metrics:
-            big = size is not None and threshold != "none" and size >= threshold
-            if big and do_compress and is_incompressible(contents, cast(int, size)):
-                result_key, source_size, stored_size = self._put_raw_frame(
-                    contents, cast(int, size), key, headers
-                )
-            elif big:
-                from django_objectstore.client._parallel import parallel_put
-
-                result_key, source_size, stored_size = parallel_put(
-                    self,
-                    contents,
-                    key=key,
-                    headers=headers,
-                    compress=do_compress,
-                    part_size=self._multipart_part_size,
-                    workers=self._multipart_workers,
-                    source_size=cast(int, size),
-                )
-            else:
-                threads = 1
-                if do_compress and size is not None and size >= _THREADED_COMPRESS_MIN:
-                    threads = min(self._multipart_workers, os.cpu_count() or 1)
-                result_key, source_size, stored_size = self._put_single(
-                    contents, key, headers, do_compress, threads
-                )
+        with (
+            storage_span("put", self._usecase, self._scope) as span,
+            measure_storage_operation(self._metrics_backend, "put", self._usecase.name) as metrics,
+        ):
+            result_key, source_size, stored_size = put_object(
+                self,
+                contents,
+                key=key or None,
+                headers=headers,
+                compress=precompressed is None and encoding == "zstd",
+                resumable_threshold=resumable_threshold_bytes,
+            )
             if precompressed is None:
                 metrics.record_uncompressed_size(source_size)
             if encoding != "none":
                 metrics.record_compressed_size(stored_size, encoding)
+            span.set_attribute("objectstore.key", result_key)
+            span.set_attribute("objectstore.compression", encoding)
+            if metrics.uncompressed_size is not None:
+                span.set_attribute("objectstore.uncompressed_size", metrics.uncompressed_size)
+            if metrics.compressed_size is not None:
+                span.set_attribute("objectstore.compressed_size", metrics.compressed_size)
         return result_key
-
-    def _put_single(
-        self,
-        contents: Body,
-        key: str | None,
-        headers: dict[str, str],
-        compress: bool,
-        threads: int = 1,
-    ) -> tuple[str, int, int]:
-        """One request. With ``threads`` > 1 (compressible inputs of a few MiB
-        or more) the body is 2 MiB frames compressed on that many threads, as
-        in parallel puts; otherwise the official client's single stream."""
-        counter = _Counter()
-        body: Any
-        if compress and threads > 1:
-            from django_objectstore.client._parallel import frame_chunks
-
-            body = frame_chunks(contents, threads, counter)
-        elif isinstance(contents, bytes | bytearray | memoryview):
-            size = memoryview(contents).nbytes
-            counter.source = size
-            if not compress:
-                body = contents  # sent as is, with a Content-Length
-            elif size <= BLOCK_SIZE:
-                # Small payloads: compressed in one go (same frame bytes as the
-                # stream) and sent with a Content-Length, saving a round of
-                # chunk framing and a send.
-                body = compress_small(contents)
-            else:
-                body = body_chunks(contents, compress=True, counter=counter)
-            if not isinstance(body, Iterator):
-                counter.stored = len(body)
-        else:
-            body = body_chunks(contents, compress=compress, counter=counter)
-        source_errors: list[BaseException] = []
-        if isinstance(body, Iterator):
-            body = _noting_errors(body, source_errors)
-        try:
-            response = self._request(
-                "PUT" if key else "POST", self._path(key), headers=headers, body=body
-            )
-        except ObjectstoreConnectionError:
-            if source_errors:
-                # The source failed (urllib3 reports it as a lost connection):
-                # raise the source's own error; the server stored nothing.
-                raise source_errors[0] from None
-            raise
-        finally:
-            if isinstance(body, Iterator):
-                body.close()  # type: ignore[attr-defined]  # stops compression threads
-        raise_for_status(response)
-        return str(read_json(response)["key"]), counter.source, counter.stored
-
-    def _put_raw_frame(
-        self, contents: Body, size: int, key: str | None, headers: dict[str, str]
-    ) -> tuple[str, int, int]:
-        """One request whose body is ``contents`` in a zstd frame of raw
-        blocks, with a Content-Length (see ``_rawframe``)."""
-        counter = _Counter()
-        headers = {**headers, "Content-Length": str(frame_size(size))}
-        body = raw_frame_chunks(contents, size, counter)
-        try:
-            response = self._request(
-                "PUT" if key else "POST", self._path(key), headers=headers, body=body
-            )
-        finally:
-            body.close()
-        raise_for_status(response)
-        return str(read_json(response)["key"]), counter.source, counter.stored
-
-    def _initiate(self, key: str | None, headers: dict[str, str]) -> MultipartUpload:
-        headers = {**headers, "Content-Length": "0"}
-        with measure_storage_operation(
-            self._metrics_backend, "multipart.initiate", self._usecase.name
-        ):
-            response = self._request(
-                "PUT" if key else "POST", self._multipart_path(None, key, None), headers=headers
-            )
-            raise_for_status(response)
-            data = read_json(response)
-        return MultipartUpload(self, str(data["key"]), str(data["upload_id"]))
 
     def get(
         self,
@@ -677,57 +314,37 @@ class Session:
         decompressed on the fly (across multipart frames) unless
         ``decompress=False`` or its encoding is in ``accept_encoding``.
         Read it in blocks and close it (or use ``with``)."""
-        with measure_storage_operation(self._metrics_backend, "get", self._usecase.name):
-            response = self._request(
-                "GET", self._path(key), headers=self._request_headers(), preload=False
+        with storage_span("get", self._usecase, self._scope, key=key) as span:
+            response = self._open_get(key, self._request_headers(), span)
+            if response is None:
+                return None
+            metadata = Metadata.from_headers(response.headers)
+            stored_compression = metadata.compression
+            span.set_attribute("objectstore.compression", stored_compression or "none")
+            payload = payload_stream(
+                response, metadata, decompress=decompress, accept_encoding=accept_encoding
             )
+            decompressed = stored_compression is not None and metadata.compression is None
+            span.set_attribute("objectstore.decompressed", decompressed)
+            return GetResponse(metadata, payload)
+
+    def _open_get(self, key: str, headers: dict[str, str], span: Span) -> HTTPResponse | None:
+        """A GET's response with its body unread, or ``None`` for 404; raises
+        on an error status (but 416 to a range request, which reads it)."""
+        with measure_storage_operation(self._metrics_backend, "get", self._usecase.name):
+            response = self._request("GET", self._path(key), headers=headers, preload=False)
             if response.status == 404:
                 response.drain_conn()
                 response.release_conn()
+                span.set_attribute("objectstore.found", False)
                 return None
-            if response.status >= 400:
+            if response.status >= 400 and (response.status != 416 or "Range" not in headers):
                 try:
                     raise_for_status(response)
                 finally:
                     response.release_conn()
-        metadata = Metadata.from_headers(response.headers)
-        payload: IO[bytes] = cast(IO[bytes], ResponseStream(response))
-        accepted = accept_encoding is not None and (
-            "*" in accept_encoding or metadata.compression in accept_encoding
-        )
-        if metadata.compression and decompress and not accepted:
-            if metadata.compression != "zstd":
-                payload.close()
-                raise NotImplementedError(
-                    f"cannot decompress {metadata.compression!r} payloads, only zstd; "
-                    "pass decompress=False to read the stored bytes"
-                )
-            metadata.compression = None
-            stored_size = response.length_remaining
-            if stored_size is None:
-                stored_size = metadata.size
-            raw = False
-            if stored_size is None or stored_size >= _READ_AHEAD_MIN:
-                # Big bodies: socket reads run in a helper thread while this
-                # one decompresses (not worth a thread for small ones).
-                ahead = ReadAhead(cast(ResponseStream, payload))
-                raw = ahead.raw  # incompressible data: decoding is a copy
-                payload = cast(IO[bytes], ahead)
-            threads = min(os.cpu_count() or 1, _DECODE_THREADS)
-            if (
-                threads > 1
-                and not raw
-                and (stored_size is None or stored_size >= _PARALLEL_DECODE_MIN)
-            ):
-                # Objects made of many frames that record their size (our
-                # large puts) are decompressed on several threads.
-                payload = cast(IO[bytes], FrameDecoder(payload, threads))
-            else:
-                # A fresh context per payload: payloads may be read interleaved.
-                payload = zstandard.ZstdDecompressor().stream_reader(
-                    payload, read_size=BLOCK_SIZE, read_across_frames=True
-                )
-        return GetResponse(metadata, payload)
+            span.set_attribute("objectstore.found", True)
+            return response
 
     def get_range(self, key: str, start: int, end: int | None = None) -> RangeResponse | None:
         """Stream stored bytes ``start``..``end`` (inclusive; ``end=None``
@@ -742,81 +359,40 @@ class Session:
         """
         if type(start) is not int or (end is not None and type(end) is not int):
             raise TypeError("start and end must be integers")
-        if start < 0:
-            if end is not None:
-                raise ValueError("a suffix range (negative start) takes no end")
-            spec = f"bytes={start}"
-        elif end is None:
-            spec = f"bytes={start}-"
-        elif end < start:
-            raise ValueError(f"range end {end} is before start {start}")
-        else:
-            spec = f"bytes={start}-{end}"
         headers = self._request_headers()
-        headers["Range"] = spec
-        with measure_storage_operation(self._metrics_backend, "get", self._usecase.name):
-            response = self._request("GET", self._path(key), headers=headers, preload=False)
-            if response.status == 404:
-                response.drain_conn()
-                response.release_conn()
+        headers["Range"] = _protocol_parsing.format_byte_range(start, end)
+        with storage_span("get", self._usecase, self._scope, key=key) as span:
+            response = self._open_get(key, headers, span)
+            if response is None:
                 return None
-            if response.status == 416:
-                response.drain_conn()
-                response.release_conn()
-                total = _total_from_content_range(response.headers.get("content-range"))
-                empty = cast(IO[bytes], ResponseStream(response, limit=0))
-                if total is None:
-                    total = 0
-                return RangeResponse(
-                    Metadata.from_headers(response.headers), empty, total, total - 1, total
-                )
-            if response.status >= 400:
-                try:
-                    raise_for_status(response)
-                finally:
-                    response.release_conn()
-        metadata = Metadata.from_headers(response.headers)
-        if response.status == 206:
-            first, last, total = _parse_content_range(response.headers.get("content-range"))
-            return RangeResponse(
-                metadata, cast(IO[bytes], ResponseStream(response)), first, last, total
-            )
-        # The server ignored the Range header: cut the range out of the full body.
-        total = metadata.size
-        stream = cast(IO[bytes], ResponseStream(response))
-        if start < 0:
-            if total is None:
-                stream.close()
-                raise RequestError(
-                    "the server ignored the Range header and did not report the size, so a "
-                    "suffix range cannot be served",
-                    response.status,
-                    None,
-                )
-            start = max(total + start, 0)
-        skip_bytes(stream, start)
-        last = end if end is not None else (total - 1 if total is not None else -1)
-        if total is not None:
-            last = min(last, total - 1)
-        limit = None if last < 0 and total is None else max(last - start + 1, 0)
-        return RangeResponse(
-            metadata, cast(IO[bytes], ResponseStream(response, limit=limit)), start, last, total
-        )
+            metadata = Metadata.from_headers(response.headers)
+            span.set_attribute("objectstore.compression", metadata.compression or "none")
+            span.set_attribute("objectstore.decompressed", False)  # stored bytes
+            payload, first, last, total = range_payload(response, metadata, start, end)
+            return RangeResponse(metadata, payload, first, last, total)
 
     def head(self, key: str) -> Metadata | None:
         """The object's metadata, or ``None`` if it does not exist (counts
         as an access for time-to-idle objects)."""
-        with measure_storage_operation(self._metrics_backend, "head", self._usecase.name):
+        with (
+            storage_span("head", self._usecase, self._scope, key=key) as span,
+            measure_storage_operation(self._metrics_backend, "head", self._usecase.name),
+        ):
             response = self._request("HEAD", self._path(key), headers=self._request_headers())
             if response.status == 404:
+                span.set_attribute("objectstore.found", False)
                 return None
             raise_for_status(response)
+            span.set_attribute("objectstore.found", True)
             return Metadata.from_headers(response.headers)
 
     def delete(self, key: str) -> None:
         """Delete the object (succeeds whether or not it existed, if the
         server says so; raises ``RequestError`` on an error status)."""
-        with measure_storage_operation(self._metrics_backend, "delete", self._usecase.name):
+        with (
+            storage_span("delete", self._usecase, self._scope, key=key),
+            measure_storage_operation(self._metrics_backend, "delete", self._usecase.name),
+        ):
             response = self._request("DELETE", self._path(key), headers=self._request_headers())
             raise_for_status(response)
 
@@ -830,28 +406,14 @@ class Session:
         """Push the object's expiry out: to ``at`` (aware datetime), or to
         ``from_creation``/``from_now`` after creation/now (exactly one).
         Raises ``ObjectNotFound`` (404) or ``ExpiryExtensionRejected`` (409)."""
-        if sum(target is not None for target in (at, from_creation, from_now)) != 1:
-            raise ValueError("Supply exactly one of at, from_creation, or from_now")
-        extension: dict[str, str]
-        if at is not None:
-            if at.utcoffset() is None:
-                raise ValueError("at must be a timezone-aware datetime")
-            extension = {"at": at.astimezone(UTC).isoformat()}
-        else:
-            delta = from_creation if from_creation is not None else from_now
-            assert delta is not None
-            if delta < timedelta(0):
-                raise ValueError("Expiry extension duration must not be negative")
-            extension = {
-                "after": format_timedelta(delta),
-                "from": "creation" if from_creation is not None else "now",
-            }
-        import json
-
+        extension = expiry_extension(at, from_creation, from_now)
         headers = self._request_headers()
         headers["Content-Type"] = "application/json"
         body = json.dumps({"extend_expiry": extension}).encode()
-        with measure_storage_operation(self._metrics_backend, "extend_expiry", self._usecase.name):
+        with (
+            storage_span("extend_expiry", self._usecase, self._scope, key=key),
+            measure_storage_operation(self._metrics_backend, "extend_expiry", self._usecase.name),
+        ):
             response = self._request("PATCH", self._path(key), headers=headers, body=body)
             error_type: type[RequestError] = RequestError
             if response.status == 404:
@@ -875,7 +437,7 @@ class Session:
     ) -> MultipartUpload:
         """Start a multipart upload. ``compression`` only records the
         encoding: compress each part yourself before ``put_part``."""
-        _check_compression("compression", compression, ("zstd", "none"))
+        check_compression("compression", compression, ("zstd", "none"))
         headers = self._metadata_headers(
             compression or self._usecase._compression,
             content_type,
@@ -884,40 +446,8 @@ class Session:
             origin,
             filename,
         )
-        return self._initiate(key or None, headers)
+        return initiate(self, key or None, headers)
 
     def resume_multipart_upload(self, key: str, upload_id: str) -> MultipartUpload:
         """A handle for an existing upload (no request is made)."""
         return MultipartUpload(self, key, upload_id)
-
-
-def _noting_errors(chunks: Iterator[Any], errors: list[BaseException]) -> Iterator[Any]:
-    """``chunks``, remembering an error raised while producing them."""
-    try:
-        yield from chunks
-    except BaseException as exc:
-        errors.append(exc)
-        raise
-
-
-def _parse_content_range(value: str | None) -> tuple[int, int, int]:
-    """``bytes 0-4/22`` -> (0, 4, 22)."""
-    try:
-        unit, _, rest = (value or "").partition(" ")
-        span, _, total = rest.partition("/")
-        first, _, last = span.partition("-")
-        if unit.lower() != "bytes":
-            raise ValueError(unit)
-        return int(first), int(last), int(total)
-    except ValueError:
-        raise RequestError(
-            f"the server answered a range request with an unreadable Content-Range {value!r}",
-            206,
-            None,
-        ) from None
-
-
-def _total_from_content_range(value: str | None) -> int | None:
-    """``bytes */22`` -> 22."""
-    _, _, total = (value or "").partition("/")
-    return int(total) if total.isdigit() else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeAlias
 
 from django_objectstore import _protocol
@@ -31,6 +31,7 @@ __all__ = [
     "Metadata",
     "TimeToIdle",
     "TimeToLive",
+    "expiry_extension",
     "format_expiration",
     "format_timedelta",
     "parse_expiration",
@@ -157,3 +158,24 @@ def parse_expiration(value: str) -> ExpirationPolicy | None:
     if value.startswith("ttl:"):
         return TimeToLive(parse_timedelta(value[4:]))
     return None
+
+
+def expiry_extension(
+    at: datetime | None, from_creation: timedelta | None, from_now: timedelta | None
+) -> dict[str, str]:
+    """The ``extend_expiry`` member of an expiry-extension request (protocol
+    section 20) for exactly one of the three targets."""
+    if sum(target is not None for target in (at, from_creation, from_now)) != 1:
+        raise ValueError("Supply exactly one of at, from_creation, or from_now")
+    if at is not None:
+        if at.utcoffset() is None:
+            raise ValueError("at must be a timezone-aware datetime")
+        return {"at": at.astimezone(UTC).isoformat()}
+    delta = from_creation if from_creation is not None else from_now
+    assert delta is not None  # exactly one target is set
+    if delta < timedelta(0):
+        raise ValueError("Expiry extension duration must not be negative")
+    return {
+        "after": format_timedelta(delta),
+        "from": "creation" if from_creation is not None else "now",
+    }

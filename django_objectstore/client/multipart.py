@@ -1,4 +1,5 @@
-"""Multipart uploads: the low-level handle (as in the official client).
+"""Multipart uploads: starting one, and the low-level handle (as in the
+official client).
 
 ``Session.put`` drives this protocol by itself for large inputs (in
 parallel, see ``Client(multipart_threshold=...)``); use the handle directly
@@ -10,20 +11,20 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, TYPE_CHECKING
+from typing import IO, cast
 from urllib.parse import urlencode
 
 from django_objectstore import _protocol
 from django_objectstore.client._io import Buffer, read_json
+from django_objectstore.client._session import SessionCore
 from django_objectstore.client.errors import RequestError, raise_for_status
 from django_objectstore.client.metrics import measure_storage_operation
+from django_objectstore.client.tracing import Span, SpanAttributeValue, storage_span
 
-if TYPE_CHECKING:
-    from django_objectstore.client.client import Session
-
-__all__ = ["CompletePart", "MultipartCompleteError", "MultipartUpload", "PartInfo"]
+__all__ = ["CompletePart", "MultipartCompleteError", "MultipartUpload", "PartInfo", "initiate"]
 
 
 @dataclass
@@ -55,12 +56,33 @@ class MultipartCompleteError(RequestError):
         self.code = code
 
 
+def initiate(session: SessionCore, key: str | None, headers: dict[str, str]) -> MultipartUpload:
+    """Start a multipart upload of the object ``key`` (server-chosen if
+    ``None``) with the metadata ``headers``."""
+    headers = {**headers, "Content-Length": "0"}
+    with (
+        storage_span("multipart.initiate", session._usecase, session._scope, key=key) as span,
+        measure_storage_operation(
+            session._metrics_backend, "multipart.initiate", session._usecase.name
+        ),
+    ):
+        response = session._request(
+            "PUT" if key else "POST", session._multipart_path(None, key, None), headers=headers
+        )
+        raise_for_status(response)
+        data = read_json(response)
+        # Set after the response: the key may be the server's choice.
+        span.set_attribute("objectstore.key", str(data["key"]))
+        span.set_attribute("objectstore.upload_id", str(data["upload_id"]))
+    return MultipartUpload(session, str(data["key"]), str(data["upload_id"]))
+
+
 class MultipartUpload:
     """Handle of an upload in progress; from ``Session.initiate_multipart_upload``
     or ``Session.resume_multipart_upload``. Parts are sent as given: if the
     upload was initiated with zstd compression, compress each part yourself."""
 
-    def __init__(self, session: Session, key: str, upload_id: str) -> None:
+    def __init__(self, session: SessionCore, key: str, upload_id: str) -> None:
         self._session = session
         self._key = key
         self._upload_id = upload_id
@@ -75,6 +97,19 @@ class MultipartUpload:
     @property
     def upload_id(self) -> str:
         return self._upload_id
+
+    def _span(
+        self, operation: str, **attributes: SpanAttributeValue
+    ) -> AbstractContextManager[Span]:
+        session = self._session
+        return storage_span(
+            operation,
+            session._usecase,
+            session._scope,
+            key=self._key,
+            upload_id=self._upload_id,
+            **attributes,
+        )
 
     def _url(self, action: str | None, **params: str) -> str:
         query = urlencode({"upload_id": self._upload_id, **params})
@@ -108,17 +143,32 @@ class MultipartUpload:
         if content_md5 is not None:
             headers["Content-MD5"] = base64.b64encode(content_md5).decode("ascii")
         url = self._url("parts", part_number=str(part_number))
-        with measure_storage_operation(
-            session._metrics_backend, "multipart.put_part", session._usecase.name
-        ) as metrics:
+        with (
+            self._span("multipart.put_part", part_number=part_number, size=content_length),
+            measure_storage_operation(
+                session._metrics_backend, "multipart.put_part", session._usecase.name
+            ) as metrics,
+        ):
             response = session._request("PUT", url, headers=headers, body=contents)
             raise_for_status(response)
-            etag = read_json(response)["etag"]
+            etag = read_json(response).get("etag")
             metrics.record_size(content_length)
-        return CompletePart(part_number=part_number, etag=str(etag))
+        if not isinstance(etag, str):
+            raise RequestError(
+                f"the server accepted part {part_number} without an etag",
+                response.status,
+                None,
+            )
+        return CompletePart(part_number=part_number, etag=etag)
 
     def list_parts(self) -> list[PartInfo]:
         """All uploaded parts, ordered by part number (follows pagination)."""
+        with self._span("multipart.list_parts") as span:
+            parts = self._list_parts()
+            span.set_attribute("objectstore.part_count", len(parts))
+            return parts
+
+    def _list_parts(self) -> list[PartInfo]:
         parts: list[PartInfo] = []
         marker: int | None = None
         session = self._session
@@ -129,18 +179,27 @@ class MultipartUpload:
             )
             raise_for_status(response)
             data = read_json(response)
-            for part in data["parts"]:
-                parts.append(
-                    PartInfo(
-                        part_number=int(part["part_number"]),
-                        etag=str(part["etag"]),
-                        last_modified=_protocol.parse_timestamp(part["last_modified"]),
-                        size=int(part["size"]),
+            listed = data.get("parts")
+            try:
+                for part in cast(list[dict[str, str | int]], listed):
+                    parts.append(
+                        PartInfo(
+                            part_number=int(part["part_number"]),
+                            etag=str(part["etag"]),
+                            last_modified=_protocol.parse_timestamp(str(part["last_modified"])),
+                            size=int(part["size"]),
+                        )
                     )
-                )
+            except (TypeError, KeyError, ValueError) as exc:
+                raise RequestError(
+                    f"the server listed parts in an unexpected form ({exc!r})",
+                    response.status,
+                    json.dumps(data),
+                ) from None
             if not data.get("is_truncated"):
                 return parts
-            marker = data.get("next_part_number_marker")
+            next_marker = data.get("next_part_number_marker")
+            marker = next_marker if isinstance(next_marker, int) else None
             if marker is None:
                 raise RequestError(
                     "Server listed parts with is_truncated=true but no next_part_number_marker",
@@ -151,8 +210,11 @@ class MultipartUpload:
     def abort(self) -> None:
         """Discard the upload and its parts; the object is not created."""
         session = self._session
-        response = session._request("DELETE", self._url(None), headers=session._request_headers())
-        raise_for_status(response)
+        with self._span("multipart.abort"):
+            response = session._request(
+                "DELETE", self._url(None), headers=session._request_headers()
+            )
+            raise_for_status(response)
 
     def complete(self, parts: Sequence[CompletePart | PartInfo]) -> str:
         """Assemble ``parts`` (sorted by number) into the object; returns its
@@ -165,8 +227,11 @@ class MultipartUpload:
         ).encode("utf-8")
         headers = session._request_headers()
         headers["Content-Type"] = "application/json"
-        with measure_storage_operation(
-            session._metrics_backend, "multipart.complete", session._usecase.name
+        with (
+            self._span("multipart.complete", part_count=len(ordered)),
+            measure_storage_operation(
+                session._metrics_backend, "multipart.complete", session._usecase.name
+            ),
         ):
             response = session._request("POST", self._url("complete"), headers=headers, body=body)
             raise_for_status(response)

@@ -1,8 +1,11 @@
-"""Command line: ``python -m django_objectstore.server run | healthcheck | version``.
+"""Command line: ``python -m django_objectstore.server [-c FILE] COMMAND``
+with the real binary's commands: ``run``, ``healthcheck``, ``version``,
+``sleep SECS`` and ``down [SECS]``.
 
-Configured like upstream's binary through ``OS__*`` environment variables
-(``OS__HTTP_ADDR``, ``OS__STORAGE__TYPE``, ``OS__STORAGE__PATH``,
-``OS__AUTH__ENFORCE``, ``OS__AUTH__KEYS``, ``OS__LOGGING__LEVEL``).
+Configured like upstream's binary (section 14): ``OS__*`` environment
+variables over an optional YAML file (``-c/--config``) over the defaults.
+As upstream, auth is enforced unless ``OS__AUTH__ENFORCE=false``, and an
+enforcing server without keys refuses to start.
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from types import FrameType
 
 from django_objectstore.server.app import LocalServer
-from django_objectstore.server.config import ConfigError, config_from_env, parse_address
-from django_objectstore.server.limits import RateLimits
-from django_objectstore.server.service import VERSION
+from django_objectstore.server.config import ConfigError, ServerConfig
+from django_objectstore.server.config_loader import load_config, read_yaml
+from django_objectstore.server.limits import ConcurrencyLimit, RateLimits
+from django_objectstore.server.service import SHUTDOWN_MARKER, VERSION
 
 __all__ = ["main"]
 
@@ -33,6 +38,15 @@ _LEVELS = {
     "ERROR": logging.ERROR,
     "OFF": logging.CRITICAL + 10,
 }
+_logger = logging.getLogger("django_objectstore.server")
+
+NO_KEYS = (
+    "auth is enforced (the default, as in the real server) but no keys are configured; "
+    "either configure a key, e.g. "
+    'OS__AUTH__KEYS=\'{my_kid={key_files=["/path/public.pem"],'
+    'max_permissions=["object.read","object.write","object.delete"]}}\', '
+    "or run an open development server with OS__AUTH__ENFORCE=false"
+)
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -40,33 +54,63 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
-def _run() -> int:
-    level_name = os.environ.get("OS__LOGGING__LEVEL", "INFO").strip().upper()
-    level = _LEVELS.get(level_name)
-    if level is None:
-        return _fail(f"OS__LOGGING__LEVEL={level_name!r} is not one of {', '.join(_LEVELS)}")
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _load(config_file: str | None) -> tuple[ServerConfig, list[str]]:
+    yaml_data = read_yaml(config_file) if config_file is not None else None
+    return load_config(os.environ, yaml_data)
+
+
+def _build(config: ServerConfig) -> LocalServer:
+    if config.auth_enforce and not config.auth_keys:
+        raise ConfigError(NO_KEYS)
+    server = LocalServer(
+        storage=config.storage,
+        path=config.path,
+        host=config.host,
+        port=config.port,
+        auth_enforce=config.auth_enforce,
+        auth_keys=config.auth_keys,
+        usecases=config.usecases,
+        fsync=config.fsync,
+        killswitches=config.killswitches,
+        max_requests=config.max_requests,
+        min_part_size=config.min_part_size,
+        multipart=config.multipart,
+        resumable=config.resumable,
+        resumable_session_ttl=config.resumable_session_ttl,
+        name_limit=config.name_limit,
+        rate_limits=(
+            RateLimits.from_mapping(config.rate_limits) if config.rate_limits is not None else None
+        ),
+    )
+    server.service.concurrency = ConcurrencyLimit(
+        config.max_concurrency,
+        queue=config.concurrency_queue,
+        timeout=config.concurrency_timeout,
+        bulk_pct=config.bulk_concurrency_pct,
+    )
+    return server
+
+
+def _run(config_file: str | None) -> int:
     try:
-        config = config_from_env()
-        server = LocalServer(
-            storage=config.storage,
-            path=config.path,
-            host=config.host,
-            port=config.port,
-            auth_enforce=config.auth_enforce,
-            auth_keys=config.auth_keys,
-            usecases=config.usecases,
-            fsync=config.fsync,
-            killswitches=config.killswitches,
-            max_requests=config.max_requests,
-            max_concurrency=config.max_concurrency,
-            min_part_size=config.min_part_size,
-            rate_limits=(
-                RateLimits.from_mapping(config.rate_limits)
-                if config.rate_limits is not None
-                else None
-            ),
+        config, warnings = _load(config_file)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    level = _LEVELS.get(config.logging_level)
+    if level is None:
+        return _fail(
+            f"OS__LOGGING__LEVEL={config.logging_level!r} is not one of {', '.join(_LEVELS)}"
         )
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for warning in warnings:
+        _logger.warning("%s", warning)
+    if config.max_concurrency == 0:
+        _logger.warning(
+            "OS__SERVICE__MAX_CONCURRENCY=0: no backend permits, so every object operation "
+            "is answered 429 (as the real server does)"
+        )
+    try:
+        server = _build(config)
     except ConfigError as exc:
         return _fail(str(exc))
     except OSError as exc:
@@ -92,11 +136,12 @@ def _run() -> int:
     return 0
 
 
-def _healthcheck() -> int:
+def _healthcheck(config_file: str | None) -> int:
     try:
-        host, port = parse_address(os.environ.get("OS__HTTP_ADDR", "127.0.0.1:8888"))
+        config = _load(config_file)[0]
     except ConfigError as exc:
         return _fail(str(exc))
+    host, port = config.host, config.port
     if host in ("0.0.0.0", "::"):  # noqa: S104 - a wildcard bind is reached on loopback
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"  # noqa: S104
     conn = http.client.HTTPConnection(host, port, timeout=5)
@@ -122,18 +167,53 @@ def _version() -> int:
     return 0
 
 
+def _down(seconds: int | None) -> int:
+    """Create the shutdown marker (``/ready`` then answers 503 so a load
+    balancer drains this server), then wait ``seconds`` if given."""
+    try:
+        SHUTDOWN_MARKER.touch()
+    except OSError as exc:
+        return _fail(f"cannot create {str(SHUTDOWN_MARKER)!r}: {exc.strerror}", 1)
+    print(f"marked down: {SHUTDOWN_MARKER} (/ready answers 503 until it is removed)")
+    if seconds:
+        time.sleep(seconds)
+    return 0
+
+
+def _seconds(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of seconds")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m django_objectstore.server",
         description="Local Objectstore-compatible server (development and tests only). "
-        "Configured with OS__* environment variables like the real server.",
+        "Configured with OS__* environment variables over an optional YAML file, "
+        "like the real server.",
     )
-    parser.add_argument("command", choices=["run", "healthcheck", "version"])
+    parser.add_argument(
+        "-c", "--config", metavar="FILE", help="YAML configuration file (OS__* variables win)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="serve until SIGTERM or Ctrl+C")
+    commands.add_parser("healthcheck", help="exit 0 if GET /health answers 200")
+    commands.add_parser("version", help="print the version")
+    sleep = commands.add_parser("sleep", help="wait SECS seconds (for container hooks)")
+    sleep.add_argument("seconds", type=_seconds, metavar="SECS")
+    down = commands.add_parser("down", help="make /ready answer 503, then wait SECS if given")
+    down.add_argument("seconds", type=_seconds, nargs="?", metavar="SECS")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run()
+        return _run(args.config)
     if args.command == "healthcheck":
-        return _healthcheck()
+        return _healthcheck(args.config)
+    if args.command == "sleep":
+        time.sleep(args.seconds)
+        return 0
+    if args.command == "down":
+        return _down(args.seconds)
     return _version()
 
 

@@ -18,7 +18,7 @@ import concurrent.futures
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, MutableMapping
 from typing import Any
 
 from django_objectstore.server import routing
@@ -47,6 +47,9 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 #: Past this many bytes of a streamed answer, a vanished client stops it.
 _WATCH_AFTER = 4 * 1024 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
+#: A slow stream is read on a worker thread this much (or this long) per hop.
+_GATHER_BYTES = 256 * 1024
+_GATHER_SECONDS = 0.2
 
 
 def error_response(exc: HTTPError) -> Response:
@@ -76,21 +79,25 @@ class _Buffered:
 class _Bridged:
     """A body read from the event loop by a worker thread."""
 
-    __slots__ = ("_done", "_loop", "_receive")
+    __slots__ = ("_done", "_gone", "_loop", "_receive")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, receive: Receive) -> None:
         self._loop = loop
         self._receive = receive
         self._done = False
+        self._gone = False
 
     async def _gather(self) -> memoryview | None:
         buffer = bytearray()
         while not self._done and len(buffer) < BODY_BLOCK:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                raise ClientGone("the client disconnected during the request body")
+                self._gone = True
+                break  # what arrived before still counts (resumable uploads keep it)
             buffer += message.get("body", b"")
             self._done = not message.get("more_body", False)
+        if self._gone and not buffer:
+            raise ClientGone("the client disconnected during the request body")
         return memoryview(buffer) if buffer else None
 
     def next_block(self) -> memoryview | None:
@@ -253,16 +260,24 @@ class ObjectstoreApp:
         watch: asyncio.Task[None] | None = None
         messages = self._messages(request, response, exchange)
         loop = asyncio.get_running_loop()
+        batch: list[Message] = []
         try:
             while True:
-                if response.slow:
-                    message = await loop.run_in_executor(self.executor, next, messages, None)
-                else:
+                if not response.slow:
                     message = next(messages, None)
+                else:  # blocks gathered on a worker thread, many per hop
+                    if not batch:
+                        batch = await loop.run_in_executor(self.executor, _gather, messages)
+                        batch.reverse()
+                    message = batch.pop() if batch else None
                 if message is None:
                     break
                 await send(message)
-                if watch is None and exchange.sent > _WATCH_AFTER:
+                if (
+                    watch is None
+                    and exchange.sent > _WATCH_AFTER
+                    and request.body_state in ("none", "done")  # else receive() is the body's
+                ):
                     watch = asyncio.ensure_future(_until_disconnect(receive))
                 elif watch is not None and watch.done():
                     logger.debug(
@@ -273,6 +288,20 @@ class ObjectstoreApp:
             messages.close()
             if watch is not None:
                 watch.cancel()
+
+
+def _gather(messages: Iterator[Message]) -> list[Message]:
+    """The next messages of a slow stream: up to about 256 KiB of body, or
+    what came within 0.2 s (an empty list at the end)."""
+    out: list[Message] = []
+    size = 0
+    started = time.monotonic()
+    for message in messages:
+        out.append(message)
+        size += len(message.get("body", b""))
+        if size >= _GATHER_BYTES or time.monotonic() - started > _GATHER_SECONDS:
+            break
+    return out
 
 
 def _must_close(request: Request) -> bool:

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
+import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -25,6 +27,7 @@ from django_objectstore._protocol import (
     MAX_PRESIGN_SECONDS,
     presign_canonical_string,
 )
+from django_objectstore._protocol_parsing import loads_json, parse_unsigned
 from django_objectstore.server.config import PERMISSIONS, ConfigError, KeyConfig
 from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.headers import RequestHeaders
@@ -37,6 +40,21 @@ _CACHE_SIZE = 4096  # verified tokens remembered (clients reuse tokens)
 _PRESIGN_SKEW = timedelta(seconds=60)
 _AUDIENCE = "objectstore"
 _ISSUERS = ("sentry", "relay")
+# PyJWT checks the signature and decodes the claims; upstream validates only
+# exp (with the server's clock, which tests may replace), aud and iss, so
+# PyJWT's own time and claim checks stay off.
+_PYJWT = jwt.PyJWT(
+    options={
+        "verify_signature": True,
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+        "verify_aud": False,
+        "verify_iss": False,
+        "verify_sub": False,
+        "verify_jti": False,
+    }
+)
 
 
 #: Authentication and authorization failures are ``HTTPError``s (the one
@@ -129,8 +147,7 @@ class KeyDirectory:
             )
         self.enforce = enforce
         self._clock = clock
-        self._verified: dict[str, tuple[_Key, dict[str, object]]] = {}
-        self._cache_lock = threading.Lock()
+        self._verified = _TokenCache(_CACHE_SIZE)
         self._keys = {
             kid: _Key(
                 tuple(_load_key(Path(f), kid) for f in config.key_files),
@@ -167,80 +184,36 @@ class KeyDirectory:
         return self._verify_token(token)
 
     def _verify_token(self, token: str) -> Authorization:
-        with self._cache_lock:
-            cached = self._verified.get(token)
-        if cached is not None:  # signature already checked; time-based claims are not cached
-            return self._claims(cached[1], cached[0])
+        now = self._clock().timestamp()
+        cached = self._verified.get(token, now)
+        if cached is not None:
+            return cached
         segments = _jws_segments(token)
         if segments is None:
             raise _decode_failed("not a compact JWS with canonical base64url segments")
-        header, payload, signature = segments
         try:
-            header_json = json.loads(header)
-        except ValueError:
-            raise _decode_failed("invalid token header") from None
-        if not isinstance(header_json, dict):
+            header = loads_json(segments[0])
+        except ValueError as exc:
+            raise _decode_failed(f"invalid token header ({exc})") from None
+        if not isinstance(header, dict):
             raise _decode_failed("invalid token header")
-        kid = header_json.get("kid")
+        kid = header.get("kid")
         if not isinstance(kid, str):
             raise _bad_request("JWT header is missing `kid` field")
         key = self._keys.get(kid)
         if key is None:
             raise AuthError(401, "auth error: unknown key")
-        if header_json.get("alg") != "EdDSA":
+        if header.get("alg") != "EdDSA":
             raise _decode_failed("unsupported algorithm (expected EdDSA)")
-        signed = token[: token.rindex(".")].encode("ascii")
-        for version in key.versions:
-            try:
-                version.verify(signature, signed)
-                break
-            except InvalidSignature:
-                continue
-        else:
-            raise AuthError(401, "auth error: failed to verify token")
-        try:
-            claims = json.loads(payload)
-        except ValueError:
-            raise _decode_failed("invalid claims") from None
-        if not isinstance(claims, dict):
-            raise _decode_failed("invalid claims")
-        with self._cache_lock:
-            if len(self._verified) >= _CACHE_SIZE:
-                self._verified.pop(next(iter(self._verified)))
-            self._verified[token] = (key, claims)
-        return self._claims(claims, key)
-
-    def _claims(self, claims: Mapping[str, object], key: _Key) -> Authorization:
+        claims = _verify_signature(token, key.versions)
         exp = claims.get("exp")
         if not isinstance(exp, int) or isinstance(exp, bool):
             raise _decode_failed("missing or invalid `exp` claim")
-        if exp + _LEEWAY < self._clock().timestamp():
+        if exp + _LEEWAY < now:
             raise _decode_failed("token has expired")
-        if "aud" in claims:
-            aud = claims["aud"]
-            auds = aud if isinstance(aud, list) else [aud]
-            if _AUDIENCE not in auds:
-                raise _decode_failed("invalid audience")
-        if "iss" in claims and claims["iss"] not in _ISSUERS:
-            raise _decode_failed("invalid issuer")
-        res = claims.get("res")
-        if not isinstance(res, dict) or not isinstance(res.get("os:usecase"), str):
-            raise _decode_failed("missing or invalid `res` claim")
-        grants: list[tuple[str, str]] = []
-        for name, value in res.items():
-            if name == "os:usecase":
-                continue
-            if not isinstance(value, str):
-                raise _decode_failed(f"scope {name!r} in `res` must be a string")
-            grants.append((name, value))
-        permissions = claims.get("permissions")
-        if not isinstance(permissions, list) or not all(p in PERMISSIONS for p in permissions):
-            raise _decode_failed("missing or invalid `permissions` claim")
-        return Authorization(
-            usecase=str(res["os:usecase"]),
-            scopes=tuple(grants),
-            permissions=frozenset(permissions) & key.max_permissions,
-        )
+        authorization = _authorization(claims, key)
+        self._verified.put(token, authorization, exp + _LEEWAY)
+        return authorization
 
     def _presigned(self, method: str, raw_path: str, raw_query: str) -> Authorization:
         if method not in ("GET", "HEAD"):
@@ -257,12 +230,13 @@ class KeyDirectory:
         signed_at = _parse_presign_timestamp(timestamp)
         if signed_at is None:
             raise _bad_request("invalid os_timestamp")
-        if not duration_text.isascii() or not duration_text.isdigit():
-            raise _bad_request("invalid os_duration")
+        try:
+            duration = parse_unsigned(duration_text)
+        except ValueError as exc:
+            raise _bad_request(f"invalid os_duration: {exc}") from None
         key = self._keys.get(kid)
         if key is None:
             raise AuthError(401, "auth error: unknown key")
-        duration = int(duration_text)
         if duration > MAX_PRESIGN_SECONDS:
             raise _bad_request("os_duration exceeds the maximum of 7 days")
         now = self._clock()
@@ -281,6 +255,81 @@ class KeyDirectory:
         if "object.read" not in key.max_permissions:
             raise AuthError(403, _NOT_ALLOWED)
         return Authorization(presigned=True, permissions=frozenset({"object.read"}))
+
+
+def _verify_signature(token: str, versions: Sequence[Ed25519PublicKey]) -> dict[str, Any]:
+    """The claims of ``token`` once PyJWT has verified its EdDSA signature
+    with one of the key's versions. Time-based and audience/issuer claims are
+    checked by the caller (with the server's clock and upstream's rules)."""
+    for version in versions:
+        try:
+            return _PYJWT.decode(token, key=version, algorithms=["EdDSA"])
+        except jwt.InvalidSignatureError:
+            continue
+        except (jwt.InvalidTokenError, RecursionError):
+            raise _decode_failed("invalid claims") from None
+    raise AuthError(401, "auth error: failed to verify token")
+
+
+def _authorization(claims: Mapping[str, object], key: _Key) -> Authorization:
+    """What verified ``claims`` grant (section 9.3); 401 for invalid claims."""
+    if "aud" in claims:
+        aud = claims["aud"]
+        auds = aud if isinstance(aud, list) else [aud]
+        if _AUDIENCE not in auds:
+            raise _decode_failed("invalid audience")
+    if "iss" in claims and claims["iss"] not in _ISSUERS:
+        raise _decode_failed("invalid issuer")
+    res = claims.get("res")
+    if not isinstance(res, dict) or not isinstance(res.get("os:usecase"), str):
+        raise _decode_failed("missing or invalid `res` claim")
+    grants: list[tuple[str, str]] = []
+    for name, value in res.items():
+        if name == "os:usecase":
+            continue
+        if not isinstance(value, str):
+            raise _decode_failed(f"scope {name!r} in `res` must be a string")
+        grants.append((name, value))
+    permissions = claims.get("permissions")
+    if not isinstance(permissions, list) or not all(p in PERMISSIONS for p in permissions):
+        raise _decode_failed("missing or invalid `permissions` claim")
+    return Authorization(
+        usecase=str(res["os:usecase"]),
+        scopes=tuple(grants),
+        permissions=frozenset(permissions) & key.max_permissions,
+    )
+
+
+class _TokenCache:
+    """Authorizations of verified tokens until they expire, at most
+    ``size`` of them (the least recently used goes first). Clients reuse a
+    token for its whole life, so most requests skip the signature check."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[Authorization, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: float) -> Authorization | None:
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            if entry[1] < now:
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return entry[0]
+
+    def put(self, token: str, authorization: Authorization, valid_until: int) -> None:
+        with self._lock:
+            self._entries[token] = (authorization, valid_until)
+            self._entries.move_to_end(token)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def _find_token(headers: RequestHeaders, raw_query: str) -> str | None:

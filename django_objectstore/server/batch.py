@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
 from django_objectstore.server.auth import AuthError, Authorization
+from django_objectstore.server.backend_modes import check_name
+from django_objectstore.server.form_reader import FormError, FormPart, FormReader
 from django_objectstore.server.headers import RequestHeaders
-from django_objectstore.server.model import Identity
+from django_objectstore.server.model import Identity, StoredObject
 from django_objectstore.server.service import (
     REASONS,
     ClientError,
@@ -20,10 +23,11 @@ from django_objectstore.server.service import (
     meta_headers,
 )
 
-__all__ = ["MAX_INSERT_BYTES", "MAX_OPERATIONS", "BatchFormatError", "run_batch"]
+__all__ = ["MAX_BODY_BYTES", "MAX_INSERT_BYTES", "MAX_OPERATIONS", "run_batch", "split_parts"]
 
 MAX_OPERATIONS = 1000
 MAX_INSERT_BYTES = 1024 * 1024
+MAX_BODY_BYTES = 1024 * 1024 * 1024
 _PERMISSION = {
     "get": "object.read",
     "head": "object.read",
@@ -33,44 +37,18 @@ _PERMISSION = {
 _KEY_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
-class BatchFormatError(ValueError):
-    """The request body is not a well-formed multipart document."""
-
-
 def encode_key(key: str) -> str:
     """Every byte that is not ASCII alphanumeric as ``%XX`` (section 12.3)."""
     return "".join(chr(b) if b in _KEY_SAFE else f"%{b:02X}" for b in key.encode("utf-8"))
 
 
 def split_parts(raw: bytes, boundary: str) -> list[tuple[list[tuple[str, str]], bytes]]:
-    """Parse a multipart body into ``(headers, body)`` pairs."""
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
-    pieces = (b"\r\n" + raw).split(delimiter)
-    if len(pieces) < 2:
-        raise BatchFormatError("no multipart boundary found in the body")
-    parts: list[tuple[list[tuple[str, str]], bytes]] = []
-    for piece in pieces[1:]:
-        if piece.startswith(b"--"):
-            return parts
-        line_end = piece.find(b"\r\n")
-        if line_end < 0:
-            raise BatchFormatError("malformed part delimiter")
-        piece = piece[line_end + 2 :]
-        head, sep, body = piece.partition(b"\r\n\r\n")
-        if not sep:
-            if not piece.startswith(b"\r\n"):
-                raise BatchFormatError("part without a blank line after its headers")
-            head, body = b"", piece[2:]
-        headers: list[tuple[str, str]] = []
-        for line in head.split(b"\r\n"):
-            if not line:
-                continue
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon:
-                raise BatchFormatError("malformed part header")
-            headers.append((name.strip().lower(), value.strip()))
-        parts.append((headers, body))
-    raise BatchFormatError("body ends without the closing boundary")
+    """Parse a whole multipart body into ``(headers, body)`` pairs (for
+    callers holding a complete document, such as tests reading an answer).
+    Raises ``FormError``."""
+    reader = FormReader([raw], boundary, max_body=len(raw), max_total=len(raw))
+    reader.start()
+    return [(part.headers, part.body) for part in reader]
 
 
 def _status(code: int) -> str:
@@ -83,6 +61,8 @@ class _Result:
         self.status = status
         self.headers: list[tuple[str, str]] = []
         self.body = b""
+        #: An object to stream as the body (a found get); closed once sent.
+        self.stored: StoredObject | None = None
 
 
 def _error(index: int, status: int, detail: str) -> _Result:
@@ -96,9 +76,9 @@ def _run_one(
     auth: Authorization,
     base: Identity,
     index: int,
-    headers: list[tuple[str, str]],
-    body: bytes,
+    part: FormPart,
 ) -> _Result:
+    headers, body = part.headers, part.body
     if index >= MAX_OPERATIONS:
         return _error(index, 413, f"client error: at most {MAX_OPERATIONS} operations per batch")
     fields = dict(headers)
@@ -118,18 +98,19 @@ def _run_one(
         if kind != "insert":
             return _error(index, 400, f"client error: {kind} operation needs a key")
         key = str(uuid.uuid4())
-    if kind == "insert" and len(body) > MAX_INSERT_BYTES:
+    if kind == "insert" and part.size > MAX_INSERT_BYTES:
         return _error(index, 413, "client error: batch insert payload exceeds 1 MiB")
     ident = Identity(base.usecase, base.scopes, key)
     limiter = service.rate_limiter
     if limiter is not None and not limiter.admit(ident.usecase, ident.scopes, bandwidth=False):
         return _error(index, 429, "Object access is rate limited")
     try:
+        check_name(service, ident)  # the GCS name limit mode (backend_modes.py)
         auth.check(_PERMISSION[kind], ident.usecase, ident.scopes)
         if kind == "insert":
             meta = meta_from_headers(RequestHeaders(list(headers)), service.now())
             service.check_policy(ident.usecase, meta)
-            with service.backend_slot():
+            with service.backend_slot(bulk=True):
                 writer = service.backend.writer(ident, meta)
                 try:
                     writer.write(body)
@@ -139,20 +120,21 @@ def _run_one(
                     raise
             result = _Result(index, 201)
         elif kind == "delete":
-            with service.backend_slot():
+            with service.backend_slot(bulk=True):
                 service.backend.delete(ident)
             result = _Result(index, 204)
         else:
-            with service.backend_slot():
+            with service.backend_slot(bulk=True):
                 found = service.open_live(ident)
             if found is None:
                 result = _Result(index, 404)
             else:
-                with found:
-                    result = _Result(index, 200 if kind == "get" else 204)
-                    result.headers = meta_headers(found.meta, found.size)
-                    if kind == "get":
-                        result.body = found.read_all()
+                result = _Result(index, 200 if kind == "get" else 204)
+                result.headers = meta_headers(found.meta, found.size)
+                if kind == "get":
+                    result.stored = found
+                else:
+                    found.close()
     except (AuthError, ClientError) as exc:
         return _error(index, exc.status, exc.detail)
     except OSError as exc:
@@ -164,34 +146,63 @@ def _run_one(
     return result
 
 
+def _render(result: _Result, out_boundary: str) -> Iterator[bytes | memoryview]:
+    lines = [
+        f"--{out_boundary}",
+        f"x-sn-batch-operation-index: {result.index}",
+        *(f"{name}: {value}" for name, value in result.headers[:2]),
+        f"x-sn-batch-operation-status: {_status(result.status)}",
+        *(f"{name}: {value}" for name, value in result.headers[2:]),
+        "content-disposition: form-data; name=part",
+        "",
+        "",
+    ]
+    head = "\r\n".join(lines).encode("latin-1")
+    if result.stored is None:
+        yield b"%s%s\r\n" % (head, result.body)
+        return
+    yield head
+    with result.stored as found:
+        yield from found.iter_bytes(0, found.size)
+    yield b"\r\n"
+
+
+def _answers(
+    service: Service,
+    auth: Authorization,
+    ident: Identity,
+    reader: FormReader,
+    out_boundary: str,
+) -> Iterator[bytes | memoryview]:
+    index = 0
+    try:
+        for part in reader:
+            yield from _render(_run_one(service, auth, ident, index, part), out_boundary)
+            index += 1
+    except FormError as exc:
+        # The answer has begun: a body that breaks off or goes wrong midway
+        # ends it with an error part for the operation that could not be read.
+        detail = f"client error: invalid multipart body: {exc}"
+        yield from _render(_error(index, 400, detail), out_boundary)
+    yield f"--{out_boundary}--".encode("ascii")
+
+
 def run_batch(
     service: Service,
     auth: Authorization,
     ident: Identity,
     boundary: str,
-    raw: bytes,
+    body: Iterable[bytes | bytearray | memoryview],
     out_boundary: str,
-) -> bytes:
-    """Execute every operation; return the multipart response body."""
+) -> Iterator[bytes | memoryview]:
+    """Start a batch: read ``body`` (the request body as it arrives) up to
+    its first boundary, raising ``ClientError`` 400 when there is none; then
+    return the answer as an iterator of chunks that executes each operation
+    as its part arrives and yields its result part at once. Memory stays
+    bounded whatever the body size or number of parts."""
+    reader = FormReader(body, boundary, max_body=MAX_INSERT_BYTES, max_total=MAX_BODY_BYTES)
     try:
-        parts = split_parts(raw, boundary)
-    except BatchFormatError as exc:
+        reader.start()
+    except FormError as exc:
         raise ClientError(400, f"client error: invalid multipart body: {exc}") from None
-    out: list[bytes] = []
-    for index, (headers, body) in enumerate(parts):
-        result = _run_one(service, auth, ident, index, headers, body)
-        lines = [
-            f"--{out_boundary}",
-            f"x-sn-batch-operation-index: {result.index}",
-            *(f"{name}: {value}" for name, value in result.headers[:2]),
-            f"x-sn-batch-operation-status: {_status(result.status)}",
-            *(f"{name}: {value}" for name, value in result.headers[2:]),
-            "content-disposition: form-data; name=part",
-            "",
-            "",
-        ]
-        out.append("\r\n".join(lines).encode("latin-1"))
-        out.append(result.body)
-        out.append(b"\r\n")
-    out.append(f"--{out_boundary}--".encode("ascii"))
-    return b"".join(out)
+    return _answers(service, auth, ident, reader, out_boundary)

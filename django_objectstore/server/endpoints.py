@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 import uuid
 
+from django_objectstore._protocol_parsing import loads_json
+from django_objectstore.server import resumable
 from django_objectstore.server.batch import run_batch
 from django_objectstore.server.errors import HTTPError
+from django_objectstore.server.keda import CONTENT_TYPE as KEDA_CONTENT_TYPE
+from django_objectstore.server.keda import keda_text
 from django_objectstore.server.model import Identity, StoredObject, Writer
 from django_objectstore.server.query import form_boundary, parse_range
 from django_objectstore.server.request import (
@@ -24,6 +28,7 @@ from django_objectstore.server.service import (
     meta_from_headers,
     meta_headers,
 )
+from django_objectstore.server.spool import spooled
 
 __all__ = [
     "batch_post",
@@ -35,12 +40,12 @@ __all__ = [
     "object_post",
     "object_put",
     "ready",
+    "resumable_call",
     "write_stream",
 ]
 
 #: Largest JSON body read into memory (PATCH, multipart completion).
 JSON_LIMIT = 2 * 1024 * 1024
-_BATCH_LIMIT = 1024 * 1024 * 1024
 
 
 def write_stream(request: Request, writer: Writer) -> int:
@@ -69,32 +74,7 @@ def ready(service: Service) -> Response:
 
 
 def keda(service: Service) -> Response:
-    counters = service.counters
-    body = (
-        "# TYPE objectstore_requests_total counter\n"
-        f"objectstore_requests_total {counters.requests}\n"
-        "# TYPE objectstore_bytes_total counter\n"
-        f"objectstore_bytes_total {counters.bytes}\n"
-        "# TYPE objectstore_requests_in_flight gauge\n"
-        f"objectstore_requests_in_flight {counters.in_flight}\n"
-        "# TYPE objectstore_tasks_running gauge\n"
-        f"objectstore_tasks_running {service.concurrency.running}\n"
-    )
-    if service.max_requests is not None:
-        body += (
-            "# TYPE objectstore_requests_limit gauge\n"
-            f"objectstore_requests_limit {service.max_requests}\n"
-        )
-    if service.concurrency.limit is not None:
-        body += (
-            "# TYPE objectstore_tasks_limit gauge\n"
-            f"objectstore_tasks_limit {service.concurrency.limit}\n"
-        )
-    return Response(
-        200,
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        body.encode("ascii"),
-    )
+    return Response(200, [("content-type", KEDA_CONTENT_TYPE)], keda_text(service).encode("ascii"))
 
 
 # -- single objects ----------------------------------------------------------------
@@ -181,9 +161,9 @@ def object_get(call: Call) -> Response:
 def object_patch(call: Call) -> Response:
     raw = call.request.read_body(JSON_LIMIT)
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise HTTPError(400, "client error: request body is not valid JSON") from None
+        body = loads_json(raw)
+    except ValueError as exc:
+        raise HTTPError(400, f"client error: request body is not valid JSON: {exc}") from None
     ident = call.ident
     call.auth.check("object.write", ident.usecase, ident.scopes)
     with call.service.backend_slot():
@@ -195,12 +175,41 @@ def object_patch(call: Call) -> Response:
 
 
 def batch_post(call: Call) -> Response:
+    """Operations are answered while the body still arrives; the answer is
+    spooled (``spool``) so a client that sends everything first cannot
+    deadlock with it."""
     boundary = form_boundary(call.request.headers.get("content-type") or "")
     if boundary is None:
         raise HTTPError(400, "Invalid `boundary` for `multipart/form-data` request", form="text")
-    raw = call.request.read_body(_BATCH_LIMIT)
     out_boundary = f"os-boundary-{uuid.uuid4().hex}"
-    body = run_batch(call.service, call.auth, call.ident, boundary, raw, out_boundary)
-    return Response(
-        200, [("content-type", f'multipart/form-data; boundary="{out_boundary}"')], body
+    answer = run_batch(
+        call.service, call.auth, call.ident, boundary, call.request.body(), out_boundary
     )
+    return Response(
+        200,
+        [("content-type", f'multipart/form-data; boundary="{out_boundary}"')],
+        stream=spooled(answer, name="objectstore-batch"),
+        slow=True,
+    )
+
+
+# -- resumable uploads (section 20) ---------------------------------------------------
+
+
+def resumable_call(call: Call) -> Response:
+    """An object-route request of the resumable protocol (``resumable``)."""
+    request = call.request
+    answer = resumable.handle(
+        call.service,
+        call.auth,
+        request.method,
+        call.ident,
+        call.query,
+        request.headers,
+        request.content_length,
+        request.body,
+    )
+    if answer.payload is None:
+        return empty_response(answer.status, answer.headers)
+    body = json.dumps(answer.payload, separators=(",", ":")).encode("utf-8")
+    return Response(answer.status, [*answer.headers, ("content-type", "application/json")], body)

@@ -186,24 +186,55 @@ class RateLimiter:
 
 
 class ConcurrencyLimit:
-    """At most ``limit`` backend operations at once; no waiting (upstream's
-    default queue of 0), so the excess gets 429 at once."""
+    """At most ``limit`` backend operations at once (``None``: no limit; 0:
+    none at all, so every operation gets 429, as upstream's semaphore with no
+    permits). Up to ``queue`` operations over the limit wait up to
+    ``timeout`` seconds for a permit (upstream's defaults: no queue, 1 s);
+    the rest get 429 at once. Batch operations (``bulk``) may hold only
+    ``bulk_pct`` percent of the permits."""
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(
+        self,
+        limit: int | None,
+        *,
+        queue: int = 0,
+        timeout: float = 1.0,
+        bulk_pct: int = 100,
+    ) -> None:
         self.limit = limit
         self.running = 0
-        self._lock = threading.Lock()
+        self._queue = queue
+        self._timeout = timeout
+        self._bulk_limit = None if limit is None else limit * bulk_pct // 100
+        self._waiting = 0
+        self._cond = threading.Condition()
+
+    def _acquire(self, bulk: bool) -> bool:
+        cap = self._bulk_limit if bulk else self.limit
+        if cap is None:
+            self.running += 1
+            return True
+        if self.running >= cap:
+            if self._waiting >= self._queue:
+                return False
+            self._waiting += 1
+            try:
+                if not self._cond.wait_for(lambda: self.running < cap, self._timeout):
+                    return False
+            finally:
+                self._waiting -= 1
+        self.running += 1
+        return True
 
     @contextlib.contextmanager
-    def permit(self) -> Iterator[bool]:
+    def permit(self, *, bulk: bool = False) -> Iterator[bool]:
         """Yields whether a permit was obtained."""
-        with self._lock:
-            acquired = self.limit is None or self.running < self.limit
-            if acquired:
-                self.running += 1
+        with self._cond:
+            acquired = self._acquire(bulk)
         try:
             yield acquired
         finally:
             if acquired:
-                with self._lock:
+                with self._cond:
                     self.running -= 1
+                    self._cond.notify_all()

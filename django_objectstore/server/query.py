@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus, unquote_to_bytes
 
+from django_objectstore._protocol_parsing import U32_MAX, parse_unsigned
+from django_objectstore._protocol_parsing import parse_range as parse_range_value
 from django_objectstore.server.errors import HTTPError
 
 __all__ = [
@@ -18,7 +20,7 @@ __all__ = [
     "upload_id_param",
 ]
 
-MAX_PART_NUMBER = 2**32 - 1
+MAX_PART_NUMBER = U32_MAX
 _REDACTED = frozenset({"os_auth", "os_sig"})
 
 
@@ -61,39 +63,22 @@ def int_param(query: dict[str, str], name: str, *, required: bool, minimum: int)
         if required:
             raise query_error(f"missing field `{name}`")
         return None
-    if not value.isascii() or not value.isdigit() or not minimum <= int(value) <= MAX_PART_NUMBER:
-        raise query_error(f"{name}: invalid value {value[:20]!r}")
-    return int(value)
+    try:
+        number = parse_unsigned(value, U32_MAX)
+    except ValueError as exc:
+        raise query_error(f"{name}: {exc}") from None
+    if number < minimum:
+        raise query_error(f"{name}: must be at least {minimum}")
+    return number
 
 
 def parse_range(value: str) -> tuple[int | None, int | None] | None:
-    """Parse a Range header (section 7). ``None`` for multi-ranges (ignored);
-    ``(None, n)`` for a suffix range; ``HTTPError`` 400 when invalid."""
-    text = value.strip().lower()
-
-    def invalid(reason: str) -> HTTPError:
-        return HTTPError(400, f"client error: invalid Range header: {reason}")
-
-    if not text.startswith("bytes="):
-        raise invalid("only the 'bytes' unit is supported")
-    spec = text[len("bytes=") :].strip()
-    if "," in spec:
-        return None
-    first, sep, last = spec.partition("-")
-    first, last = first.strip(), last.strip()
-    if not sep or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
-        raise invalid(f"malformed range {spec[:40]!r}")
-    if not first:
-        if not last or int(last) == 0:
-            raise invalid("suffix length must be at least 1")
-        return None, int(last)
-    start = int(first)
-    if not last:
-        return start, None
-    end = int(last)
-    if end < start:
-        raise invalid("range end is before its start")
-    return start, end
+    """The ``Range`` header's range (``_protocol_parsing.parse_range``), its
+    errors as the 400 upstream answers."""
+    try:
+        return parse_range_value(value)
+    except ValueError as exc:
+        raise HTTPError(400, f"client error: invalid Range header: {exc}") from None
 
 
 def form_boundary(content_type: str) -> str | None:

@@ -12,15 +12,18 @@ from urllib.parse import parse_qsl
 
 from django_objectstore._protocol import parse_scopes
 from django_objectstore.server import endpoints, uploads
+from django_objectstore.server.backend_modes import NOT_IMPLEMENTED, check_name, multipart_refused
 from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.model import Identity
 from django_objectstore.server.query import decode_component
-from django_objectstore.server.request import Call, Request, Response
+from django_objectstore.server.request import Call, Request, Response, json_response
+from django_objectstore.server.resumable import is_resumable
 from django_objectstore.server.service import Service
 
 __all__ = ["META_ROUTES", "ROUTES", "Endpoint", "Resolved", "handle", "resolve"]
 
-_USECASE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+#: Route kinds as ``backend_modes`` names them.
+_MODE_KINDS = {"upload": "multipart", "uploads": "multipart"}
 
 
 class Endpoint(NamedTuple):
@@ -136,26 +139,17 @@ def resolve(method: str, raw_path: str) -> Resolved:
 
 
 def _identity(path: _Path) -> Identity:
+    """The object a path names (usecase names and dot-segment keys as
+    upstream accepts them: the filesystem backend names files by a hash)."""
     usecase = decode_component(path.usecase, "usecase")
     scopes_text = decode_component(path.scopes, "scopes")
     key = decode_component(path.key, "key")
-
-    def invalid(reason: str) -> HTTPError:
-        return HTTPError(400, f"Invalid URL: {reason}", form="text")
-
     if not usecase:
-        raise invalid("usecase must be non-empty")
-    bad = next((c for c in usecase if c not in _USECASE_CHARS), None)
-    if bad is not None:
-        raise invalid(
-            f"invalid character {bad!r} in usecase (allowed are letters, digits, '_' and '-')"
-        )
+        raise HTTPError(400, "Invalid URL: usecase must be non-empty", form="text")
     try:
         scopes = tuple(parse_scopes(scopes_text))
     except ValueError as exc:
-        raise invalid(str(exc)) from None
-    if any(part in (".", "..") for part in key.split("/")):
-        raise invalid("key must not contain '.' or '..' segments")
+        raise HTTPError(400, f"Invalid URL: {exc}", form="text") from None
     return Identity(usecase, scopes, key)
 
 
@@ -183,11 +177,17 @@ def handle(service: Service, request: Request, resolved: Resolved) -> Response:
         if not limiter.admit(ident.usecase, ident.scopes):
             raise HTTPError(429, "Object access is rate limited", form="text")
         request.metered = (ident.usecase, ident.scopes)
-    query = parse_qsl(request.raw_query, keep_blank_values=True)
-    names = {name for name, _ in query}
-    if resolved.path.kind in ("object", "objects") and (
-        "upload_type" in names or "session" in names
-    ):
-        raise HTTPError(501, "service error: not implemented")
-    call = Call(service, request, auth, ident, dict(query))
+    query = dict(parse_qsl(request.raw_query, keep_blank_values=True))
+    kind = resolved.path.kind
+    # Backend modes (backend_modes): no multipart, production name limits.
+    if multipart_refused(service, _MODE_KINDS.get(kind, kind)):
+        if kind == "complete":  # its answer has started upstream: the refusal is in the body
+            refusal = {"error": {"code": "internal error", "message": NOT_IMPLEMENTED}}
+            return json_response(200, refusal)
+        raise HTTPError(501, NOT_IMPLEMENTED)
+    if kind != "batch":
+        check_name(service, ident)
+    call = Call(service, request, auth, ident, query)
+    if kind in ("object", "objects") and is_resumable(request.method, query):
+        return endpoints.resumable_call(call)
     return resolved.endpoint.handler(call)

@@ -9,6 +9,7 @@ import logging
 import socket
 from typing import Any
 
+import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -99,6 +100,7 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         self._raw_transport = transport
         self._rejection: _Rejected | None = None
         self._lingering = False
+        self._eof = False
         self._discarded = 0
         self._linger_timer: asyncio.TimerHandle | None = None
         self._target_bytes = 0
@@ -153,7 +155,17 @@ class ObjectstoreProtocol(HttpToolsProtocol):
             if self._discarded > LINGER_BYTES:
                 self._raw_transport.close()
             return
-        super().data_received(data)
+        # As uvicorn's, but a refused request is logged at DEBUG (uvicorn
+        # warns for each: one hostile client would flood the log).
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.send_400_response("Upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            if self.client is not None:
+                logger.debug("refused a request from %s: %s", self.client[0], exc)
+            self.send_400_response("Invalid HTTP request received.")
 
     def send_400_response(self, msg: str) -> None:
         """Answer a request the parser refused and close (uvicorn calls this
@@ -173,6 +185,21 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         self.close_after_response()
 
     # -- closing ----------------------------------------------------------------
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio's signature
+        """The client finished sending (a half close): a request received in
+        full still gets its answer, then the connection closes. (A request
+        whose body was cut short ends as a disconnect.)"""
+        self._eof = True
+        cycle = getattr(self, "cycle", None)
+        if self._lingering or cycle is None or cycle.response_complete or cycle.more_body:
+            return None  # asyncio closes the transport
+        return True
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._eof:
+            self._proxy.close()
 
     def close_after_response(self) -> None:
         """Close; when the client may still be sending (a request body not

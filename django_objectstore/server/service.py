@@ -36,6 +36,7 @@ from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.headers import RequestHeaders
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter
 from django_objectstore.server.model import Backend, Identity, ObjectMeta, StoredObject
+from django_objectstore.server.resumable_store import Sessions
 
 __all__ = [
     "REASONS",
@@ -123,9 +124,9 @@ def meta_from_headers(headers: RequestHeaders, now: datetime) -> ObjectMeta:
     if expiration is not None:
         try:
             kind, duration = parse_expiration(expiration)
-        except ValueError:
-            raise HTTPError(
-                400, "service error: metadata error: invalid expiration policy value"
+        except ValueError as exc:
+            raise ClientError(
+                400, f"service error: metadata error: invalid expiration policy value: {exc}"
             ) from None
     origin = _last(headers, HEADER_ORIGIN)
     filename = _last(headers, HEADER_FILENAME)
@@ -146,11 +147,34 @@ def meta_from_headers(headers: RequestHeaders, now: datetime) -> ObjectMeta:
         expiration=kind,
         duration=duration,
         time_created=now,
-        time_expires=now + duration if duration is not None else None,
+        time_expires=_deadline(now, duration, expiration) if duration is not None else None,
         origin=origin,
         filename=filename,
         custom=tuple(custom.items()),
     )
+
+
+def _deadline(now: datetime, duration: timedelta, shown: str | None) -> datetime:
+    try:
+        return now + duration
+    except OverflowError:
+        raise ClientError(
+            400,
+            f"service error: metadata error: invalid expiration policy value: {shown!r} "
+            "ends after the year 9999; use a shorter duration",
+        ) from None
+
+
+def stored_duration(meta: ObjectMeta) -> timedelta | None:
+    """The expiration duration to report. A ``ttl:`` object whose deadline an
+    extension moved reports about its new total lifetime since creation
+    (section 20), to the second; otherwise the duration it was stored with."""
+    if meta.expiration != "ttl" or meta.time_expires is None or meta.duration is None:
+        return meta.duration
+    lifetime = meta.time_expires - meta.time_created
+    if lifetime == meta.duration:
+        return meta.duration
+    return timedelta(seconds=round(lifetime.total_seconds()))
 
 
 def disposition(filename: str) -> str:
@@ -169,7 +193,7 @@ def meta_headers(meta: ObjectMeta, size: int) -> list[tuple[str, str]]:
     if meta.compression:
         out.append(("content-encoding", meta.compression))
     if meta.expiration != "manual":
-        out.append((HEADER_EXPIRATION, format_expiration(meta.expiration, meta.duration)))
+        out.append((HEADER_EXPIRATION, format_expiration(meta.expiration, stored_duration(meta))))
     out.append((HEADER_TIME_CREATED, format_timestamp(meta.time_created)))
     if meta.time_expires is not None:
         out.append((HEADER_TIME_EXPIRES, format_timestamp(meta.time_expires)))
@@ -213,11 +237,17 @@ class Service:
         self.concurrency = ConcurrencyLimit(None)
         #: Smallest size of every part but the last at completion (None: any).
         self.min_part_size: int | None = None
+        #: Backend modes (backend_modes.py): resumable sessions (None: create
+        #: answers 501), multipart support, object-name limit in bytes.
+        self.resumable: Sessions | None = None
+        self.multipart = True
+        self.name_limit: int | None = None
 
     @contextlib.contextmanager
-    def backend_slot(self) -> Iterator[None]:
-        """Hold one of the backend concurrency permits; 429 when none is free."""
-        with self.concurrency.permit() as acquired:
+    def backend_slot(self, *, bulk: bool = False) -> Iterator[None]:
+        """Hold one of the backend concurrency permits (``bulk`` for batch
+        operations, which may use only a share of them); 429 when none is free."""
+        with self.concurrency.permit(bulk=bulk) as acquired:
             if not acquired:
                 raise HTTPError(429, "service error: concurrency limit reached")
             yield
@@ -266,34 +296,84 @@ class Service:
         return found
 
     def extend_expiry(self, ident: Identity, request: object) -> None:
-        """Apply a PATCH ``extend_expiry`` request (section 20). Raises
-        ``HTTPError`` 400 (bad body), 404 (missing) or 409 (refused)."""
+        """Apply a PATCH ``extend_expiry`` request (section 20, revised): a
+        target at or before the current deadline succeeds and changes
+        nothing. Raises ``ClientError`` 400 (bad body), 404 (missing or
+        expired) or 409 (manual expiration, or changed concurrently). Not an
+        access: a TTI deadline is not bumped by it."""
         if not isinstance(request, dict) or set(request) != {"extend_expiry"}:
-            raise HTTPError(400, 'client error: expected {"extend_expiry": {...}}')
-        spec = request["extend_expiry"]
-        found = self.open_live(ident)
+            raise ClientError(400, 'client error: expected {"extend_expiry": {...}}')
+        target = parse_extension(request["extend_expiry"])
+        now = self.now()
+        found = self.backend.open(ident)
         if found is None:
             raise HTTPError(404, "client error: object not found")
         found.close()
         meta = found.meta
-        now = self.now()
-        target = _extension_target(spec, meta, now)
+        if meta.time_expires is not None and meta.time_expires <= now:
+            self.backend.remove_expired(ident, now)
+            raise ClientError(404, "client error: object not found (expired)")
         if meta.time_expires is None or meta.expiration == "manual":
-            raise HTTPError(409, "client error: object has manual expiration")
-        if target < meta.time_expires:
-            raise HTTPError(409, "client error: the extension would shorten the expiry")
-        if target == meta.time_expires:
-            return
-        if not self.backend.set_expires(ident, meta.time_expires, target):
-            raise HTTPError(409, "client error: object changed concurrently; retry")
+            raise ClientError(
+                409,
+                "client error: the object has manual expiration; there is no deadline to extend",
+            )
+        deadline = target.resolve(now, meta.time_created)
+        if deadline <= meta.time_expires:
+            return  # already met: never shortened
+        if not self.backend.set_expires(ident, meta.time_expires, deadline):
+            raise ClientError(409, "client error: the object changed concurrently; retry")
 
 
-def _extension_target(spec: object, meta: ObjectMeta, now: datetime) -> datetime:
-    if isinstance(spec, dict) and set(spec) == {"at"} and isinstance(spec["at"], str):
+@dataclass(frozen=True)
+class Extension:
+    """A parsed ``extend_expiry`` target: an absolute time, or a duration
+    after ``now`` or after the object's creation."""
+
+    at: datetime | None = None
+    after: timedelta = timedelta(0)
+    base: str = "now"
+
+    def resolve(self, now: datetime, created: datetime) -> datetime:
+        """The deadline asked for; 400 when it lies past the year 9999."""
+        if self.at is not None:
+            return self.at
         try:
-            return parse_timestamp(spec["at"])
-        except ValueError:
-            raise HTTPError(400, "client error: invalid 'at' timestamp") from None
+            return (now if self.base == "now" else created) + self.after
+        except OverflowError:
+            raise ClientError(
+                400,
+                "client error: extend_expiry: the target lies after the year 9999; "
+                "use a shorter 'after'",
+            ) from None
+
+
+_FRACTION = re.compile(r"\.([0-9]+)")
+_EXTENSION_SHAPE = (
+    'client error: extend_expiry needs {"at": "<RFC 3339 time>"} or '
+    '{"after": "<duration>", "from": "now"|"creation"}'
+)
+
+
+def parse_extension(spec: object) -> Extension:
+    """Validate an ``extend_expiry`` object (400 on any problem): ``at`` is
+    rounded up to whole seconds, fractional seconds of ``after`` are
+    truncated."""
+    if isinstance(spec, dict) and set(spec) == {"at"} and isinstance(spec["at"], str):
+        text = spec["at"]
+        try:
+            moment = parse_timestamp(text)
+        except ValueError as exc:
+            raise ClientError(400, f"client error: extend_expiry: invalid 'at': {exc}") from None
+        fraction = _FRACTION.search(text)
+        if fraction is not None and fraction.group(1).strip("0"):
+            try:
+                moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+            except OverflowError:
+                raise ClientError(
+                    400, "client error: extend_expiry: 'at' lies after the year 9999"
+                ) from None
+        return Extension(at=moment)
     if (
         isinstance(spec, dict)
         and set(spec) == {"after", "from"}
@@ -302,12 +382,7 @@ def _extension_target(spec: object, meta: ObjectMeta, now: datetime) -> datetime
     ):
         try:
             after = parse_duration(spec["after"])
-        except ValueError:
-            raise HTTPError(400, "client error: invalid 'after' duration") from None
-        base = now if spec["from"] == "now" else meta.time_created
-        return base + after
-    raise HTTPError(
-        400,
-        'client error: extend_expiry needs {"at": <time>} or '
-        '{"after": <duration>, "from": "now"|"creation"}',
-    )
+        except ValueError as exc:
+            raise ClientError(400, f"client error: extend_expiry: invalid 'after': {exc}") from None
+        return Extension(after=timedelta(days=after.days, seconds=after.seconds), base=spec["from"])
+    raise ClientError(400, _EXTENSION_SHAPE)

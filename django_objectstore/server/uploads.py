@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 
+from django_objectstore._protocol_parsing import loads_json
 from django_objectstore.server.auth import Authorization
 from django_objectstore.server.endpoints import JSON_LIMIT, write_stream
 from django_objectstore.server.errors import HTTPError
@@ -159,7 +160,7 @@ def parse_complete_body(raw: bytes) -> list[tuple[int, str]] | tuple[int, str]:
     """The ``(part_number, etag)`` list of a complete request, or the
     ``(status, text)`` of the framework-style error to answer with."""
     try:
-        data = json.loads(raw)
+        data = loads_json(raw)
     except ValueError as exc:
         return 400, f"Failed to parse the request body as JSON: {exc}"
     parts = data.get("parts") if isinstance(data, dict) else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from django_objectstore.client import Client, SecretKey, Session, Usecase
+from django_objectstore.client import Client, SecretKey, Session, Usecase, _session
 from django_objectstore.server import KeyConfig, LocalServer
 
 KEYS = Path(__file__).resolve().parent.parent / "keys"
@@ -56,9 +56,16 @@ def session(client: Client, org: int) -> Session:
 
 
 @pytest.fixture
+def streaming_session(server: LocalServer, secret_key: SecretKey, org: int) -> Iterator[Session]:
+    """A session whose client never takes the large-input paths
+    (``multipart_threshold="none"``): every put is one streamed request,
+    byte-identical to the official client's."""
+    with Client(server.url, token=secret_key, multipart_threshold="none") as made:
+        yield made.session(Usecase("test"), org=org)
+
+
+@pytest.fixture
 def allow_small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let clients use multipart parts below the 5 MiB production minimum, so
     multipart tests stay small (the local server accepts any part size)."""
-    from django_objectstore.client import client as client_module
-
-    monkeypatch.setattr(client_module, "MIN_MULTIPART_PART_SIZE", 1)
+    monkeypatch.setattr(_session, "MIN_MULTIPART_PART_SIZE", 1)

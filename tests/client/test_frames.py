@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import zstandard
 
-from django_objectstore.client import Client, Session, Usecase
+from django_objectstore.client import Client, SecretKey, Session, Usecase
 from django_objectstore.client._frames import MAX_FRAME, FrameDecoder
-from django_objectstore.client._parallel import FRAME_SIZE
+from django_objectstore.client._zstd import FRAME_SIZE
 from django_objectstore.server import LocalServer
 
 from .test_parallel import payload
@@ -137,9 +137,16 @@ def test_closing_early_stops_threads_and_closes_the_source() -> None:
     assert decoding() == []
 
 
-def test_large_put_is_decoded_in_parallel(server: LocalServer, session: Session, org: int) -> None:
+def test_large_put_is_decoded_in_parallel(
+    server: LocalServer, secret_key: SecretKey, org: int
+) -> None:
     data = payload(8 * FRAME_SIZE + 12345)  # nine frames, over 4 MiB stored
-    key = session.put(io.BytesIO(data), multipart_threshold=1)
+    with Client(server.url, token=secret_key, multipart_threshold=1) as made:
+        session = made.session(Usecase("test"), org=org)
+        check_parallel_decoding(session, session.put(io.BytesIO(data)), data)
+
+
+def check_parallel_decoding(session: Session, key: str, data: bytes) -> None:
     raw = session.get(key, decompress=False)
     assert raw is not None
     with raw.payload as stream:

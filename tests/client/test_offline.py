@@ -75,8 +75,8 @@ def test_usecase_argument_validation() -> None:
         Usecase("test", compression="gzip")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="resumable_threshold_bytes"):
         Usecase("test", resumable_threshold_bytes=-1)
-    with pytest.raises(ValueError, match="multipart_threshold"):
-        Usecase("test", multipart_threshold=-5)
+    with pytest.raises(TypeError, match="multipart_threshold"):
+        Usecase("test", multipart_threshold=10)  # type: ignore[call-arg]  # a Client option
 
 
 def test_permissions() -> None:
@@ -247,7 +247,10 @@ def test_session_validation() -> None:
             session.mint_token()
         with pytest.raises(ValueError, match="no secret key"):
             session.presigned_object_url("GET", "k")
-        with pytest.raises(ValueError, match="Cannot pass both `compress` and `compression`"):
+        with (
+            pytest.deprecated_call(),
+            pytest.raises(ValueError, match="Cannot pass both `compress` and `compression`"),
+        ):
             session.put(b"x", compress="zstd", compression="none")
         with pytest.raises(ValueError, match="Cannot pass both `compress` and `precompressed`"):
             session.put(b"x", compress="zstd", precompressed="zstd")

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import urllib3
 import zstandard
 
 from django_objectstore.client import (
@@ -21,6 +22,8 @@ from django_objectstore.client import (
     Usecase,
     auth,
 )
+from django_objectstore.client._parallel import MAX_PARTS, effective_part_size
+from django_objectstore.client._zstd import FRAME_SIZE
 from django_objectstore.client.multipart import MultipartUpload
 from django_objectstore.server import LocalServer
 
@@ -170,7 +173,11 @@ def test_large_put_goes_multipart_with_identical_result(
 
 
 def test_threshold_boundaries_and_knobs(
-    small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
+    server: LocalServer,
+    secret_key: SecretKey,
+    small_parts: Client,
+    org: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spy = PartSpy(monkeypatch)
     session = small_parts.session(Usecase("test"), org=org)
@@ -178,40 +185,40 @@ def test_threshold_boundaries_and_knobs(
     assert spy.completes == 0
     session.put(payload(256 * KIB))  # at the threshold: parts
     assert spy.completes == 1
-    session.put(payload(300 * KIB), multipart_threshold="none")
-    assert spy.completes == 1
-    session.put(payload(100 * KIB), multipart_threshold=1)
-    assert spy.completes == 2
-    off = small_parts.session(Usecase("test", multipart_threshold="none"), org=org)
-    off.put(payload(300 * KIB))
-    assert spy.completes == 2
-    lowered = small_parts.session(Usecase("test", multipart_threshold=10), org=org)
-    lowered.put(b"x" * 100)
-    assert spy.completes == 3
     # Unknown size (a generator): always one streamed request.
     session.put(iter([payload(300 * KIB)]))
-    assert spy.completes == 3
+    assert spy.completes == 1
+    with Client(server.url, token=secret_key, multipart_threshold="none") as made:
+        made.session(Usecase("test"), org=org).put(payload(300 * KIB))  # off
+    assert spy.completes == 1
+    with Client(server.url, token=secret_key, multipart_threshold=10) as made:
+        made.session(Usecase("test"), org=org).put(b"x" * 100)  # lowered
+    assert spy.completes == 2
+
+
+def test_threshold_is_a_client_option_only(session: Session) -> None:
+    # As in the official client: no per-usecase or per-call threshold.
+    with pytest.raises(TypeError, match="multipart_threshold"):
+        session.put(b"x", multipart_threshold=1)  # type: ignore[call-arg]
 
 
 def test_default_threshold_is_64_mib(client: Client, org: int) -> None:
     session = client.session(Usecase("test"), org=org)
-    assert session._multipart_threshold == 64 * 1024 * KIB
+    assert session._uploads.threshold == 64 * 1024 * KIB
 
 
 def test_part_size_below_the_production_minimum_is_refused(server: LocalServer) -> None:
     with pytest.raises(ValueError, match=r"at least 5242880 \(5 MiB.*got 5242879"):
         Client(server.url, multipart_part_size=5 * 1024 * KIB - 1)
     with Client(server.url, multipart_part_size=5 * 1024 * KIB) as made:
-        assert made._multipart[1] == 5 * 1024 * KIB
+        assert made._uploads.part_size == 5 * 1024 * KIB
 
 
 def test_default_part_size_is_8_mib(client: Client) -> None:
-    assert client._multipart[1] == 8 * 1024 * KIB
+    assert client._uploads.part_size == 8 * 1024 * KIB
 
 
 def test_part_size_grows_to_stay_within_10000_parts() -> None:
-    from django_objectstore.client._parallel import MAX_PARTS, effective_part_size
-
     assert effective_part_size(8 << 20, 1 << 30) == 8 << 20
     tib = 1 << 40
     grown = effective_part_size(8 << 20, tib)
@@ -312,12 +319,12 @@ def test_source_failure_aborts_the_upload(
 
 
 def test_source_failure_in_a_streamed_put_raises_it_and_stores_nothing(
-    small_parts: Client, org: int, monkeypatch: pytest.MonkeyPatch
+    streaming_session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = PartSpy(monkeypatch)
-    session = small_parts.session(Usecase("test"), org=org)
+    session = streaming_session
     with pytest.raises(OSError, match="disk on fire"):  # not a "connection aborted" error
-        session.put(FailingReader(1024 * KIB, 500 * KIB), key="never", multipart_threshold="none")
+        session.put(FailingReader(1024 * KIB, 500 * KIB), key="never")
     assert (spy.parts, spy.aborts, spy.completes) == (0, 0, 0)
     assert session.get("never") is None
     assert session.put(b"next", key="next") == "next"  # the client is still usable
@@ -398,23 +405,19 @@ def test_token_is_signed_once_and_reused(
     server: LocalServer, org: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsed: list[object] = []
-    signed: list[bytes] = []
+    signed: list[object] = []
     real_load = auth.load_pem_private_key
+    real_encode = auth.jwt.encode
 
-    class CountingKey:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def sign(self, data: bytes) -> bytes:
-            signed.append(data)
-            return self.inner.sign(data)  # type: ignore[no-any-return]
+    def counting_encode(*args: Any, **kwargs: Any) -> str:
+        signed.append(args)
+        return real_encode(*args, **kwargs)
 
     def counting_load(*args: Any, **kwargs: Any) -> Any:
         parsed.append(args)
-        return CountingKey(real_load(*args, **kwargs))
+        return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(auth, "Ed25519PrivateKey", CountingKey)
-
+    monkeypatch.setattr(auth.jwt, "encode", counting_encode)
     monkeypatch.setattr(auth, "load_pem_private_key", counting_load)
     now = [1000.0]
     monkeypatch.setattr(auth, "_monotonic", lambda: now[0])
@@ -433,8 +436,8 @@ def test_token_is_signed_once_and_reused(
         assert len(signed) == 2
         other = client.session(Usecase("test"), org=org + 1)
         assert other._request_headers()["x-os-auth"] not in tokens
-        session.presigned_object_url("GET", "k")
-        assert len(signed) == 4
+        assert len(signed) == 3
+        session.presigned_object_url("GET", "k")  # signed with the same parsed key
     assert len(parsed) == 1  # the PEM was parsed once
 
 
@@ -467,8 +470,9 @@ def test_connection_refused_is_reported(secret_key: SecretKey) -> None:
         with pytest.raises(ObjectstoreConnectionError) as info:
             session.get("k")
         assert info.value.status is None
-        assert "failed without a response" in str(info.value)
-        with pytest.raises(RequestError):
+        assert isinstance(info.value, urllib3.exceptions.MaxRetryError)
+        assert "Connection refused" in str(info.value)
+        with pytest.raises(urllib3.exceptions.MaxRetryError):
             session.put(b"x" * 10)
         with pytest.raises(ObjectstoreConnectionError):
             session.put(iter([b"streamed"]))
@@ -583,8 +587,6 @@ def test_parts_pass_a_server_enforcing_a_minimum_part_size(
 def test_mid_size_put_is_one_request_of_threaded_frames(
     server: LocalServer, secret_key: SecretKey, org: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from django_objectstore.client._parallel import FRAME_SIZE
-
     spy = PartSpy(monkeypatch)
     recorder = Recorder()
     data = payload(2 * FRAME_SIZE + 999)  # 4 MiB and more, below the 64 MiB threshold
@@ -605,8 +607,10 @@ def test_mid_size_put_is_one_request_of_threaded_frames(
         assert got is not None
         with got.payload as stream:
             assert stream.read() == data
-        # The official client's single stream when large-input paths are off.
-        plain = session.put(io.BytesIO(data), multipart_threshold="none")
+    # The official client's single stream when large-input paths are off.
+    with Client(server.url, token=secret_key, multipart_threshold="none") as made:
+        session = made.session(Usecase("test"), org=org)
+        plain = session.put(io.BytesIO(data))
         assert zstandard.get_frame_parameters(stored_bytes(session, plain)[:18]).content_size == (
             zstandard.CONTENTSIZE_UNKNOWN
         )

@@ -11,13 +11,13 @@ import pytest
 import zstandard
 
 from django_objectstore.client import Client, SecretKey, Usecase
-from django_objectstore.client._parallel import FRAME_SIZE
 from django_objectstore.client._rawframe import (
     RAW_BLOCK,
     frame_size,
     is_incompressible,
     raw_frame_chunks,
 )
+from django_objectstore.client._zstd import FRAME_SIZE
 from django_objectstore.server import LocalServer
 
 from .conftest import PRIVATE_PEM

@@ -149,7 +149,8 @@ def test_usecase_defaults_and_overrides(client: Client, org: int) -> None:
     assert meta is not None
     assert meta.compression == "zstd"
     assert meta.expiration_policy == TimeToLive(timedelta(days=1))
-    key = session.put(b"older name", compression="zstd")
+    with pytest.deprecated_call(match="use `compress` instead"):
+        key = session.put(b"older name", compression="zstd")
     assert session.head(key).compression == "zstd"  # type: ignore[union-attr]
 
 

@@ -196,14 +196,28 @@ def complete(url: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -
 
 
 @contextlib.contextmanager
-def cli_server(cwd: Path, env: Mapping[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def cli_server(
+    cwd: Path,
+    env: Mapping[str, str],
+    args: Sequence[str] = ("run",),
+    before: list[str] | None = None,
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``python -m django_objectstore.server run`` on a free port with the
-    ``OS__*`` variables ``env`` (and none from this process): the process and
-    its URL. Killed afterwards if the test did not stop it."""
+    ``OS__*`` variables ``env`` (and none from this process; auth off unless
+    ``env`` says otherwise): the process and its URL. Lines printed before
+    the "listening" line (warnings) are appended to ``before``. Killed
+    afterwards if the test did not stop it."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
-    environ.update({"OS__HTTP_ADDR": "127.0.0.1:0", "OS__LOGGING__LEVEL": "WARN", **env})
+    environ.update(
+        {
+            "OS__HTTP_ADDR": "127.0.0.1:0",
+            "OS__LOGGING__LEVEL": "WARN",
+            "OS__AUTH__ENFORCE": "false",
+            **env,
+        }
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "django_objectstore.server", "run"],
+        [sys.executable, "-m", "django_objectstore.server", *args],
         env=environ,
         cwd=cwd,
         stderr=subprocess.PIPE,
@@ -211,7 +225,14 @@ def cli_server(cwd: Path, env: Mapping[str, str]) -> Iterator[tuple[subprocess.P
     )
     assert proc.stderr is not None
     try:
-        url = proc.stderr.readline().split(" listening on ")[1].split()[0]
+        for _ in range(100):
+            line = proc.stderr.readline()
+            if " listening on " in line or not line:
+                break
+            if before is not None:
+                before.append(line.rstrip("\n"))
+        assert " listening on " in line, f"server did not start: {line!r}"
+        url = line.split(" listening on ")[1].split()[0]
         yield proc, url
     finally:
         if proc.poll() is None:

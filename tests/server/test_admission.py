@@ -18,7 +18,7 @@ from django_objectstore.server import (
     ThroughputLimits,
     ThroughputRule,
 )
-from django_objectstore.server.config import config_from_env
+from django_objectstore.server.config_loader import config_from_env
 from tests.server.helpers import FakeClock, call
 
 

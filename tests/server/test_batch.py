@@ -196,3 +196,57 @@ def test_usecase_policy_per_operation() -> None:
         assert results[0][0]["x-sn-batch-operation-status"] == "400 Bad Request"
         assert "not allowed" in json.loads(results[0][1])["detail"]
         assert results[1][0]["x-sn-batch-operation-status"] == "201 Created"
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"--b0undary\r\nx-sn-batch-operation-kind: get\r\n", "body ends inside part headers"),
+        (b"--b0undary\r\n\r\nno closing boundary", "without the closing boundary"),
+        (b"--b0undary\r\nno colon here\r\n\r\n\r\n--b0undary--", "malformed part header"),
+        (b"--b0undary\r\n" + b"x: " + b"y" * 70_000 + b"\r\n\r\n", "part headers longer"),
+    ],
+)
+def test_body_broken_midway_ends_with_an_error_part(
+    memory_server: LocalServer, body: bytes, detail: str
+) -> None:
+    key = f"first-{uuid.uuid4().hex}"
+    first = build([(op("insert", key), b"kept")]).removesuffix(b"--b0undary--\r\n")
+    ctype = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+    r = call(memory_server.url, "POST", BATCH, first + body, ctype)
+    assert r.status == 200
+    boundary = (r.header("content-type") or "").split('boundary="')[1].rstrip('"')
+    results = split_parts(r.body, boundary)
+    assert [dict(h)["x-sn-batch-operation-status"] for h, _ in results] == [
+        "201 Created",
+        "400 Bad Request",
+    ]
+    assert dict(results[1][0])["x-sn-batch-operation-index"] == "1"
+    assert detail in json.loads(results[1][1])["detail"]
+    assert call(memory_server.url, "GET", f"{OBJ}/{key}").body == b"kept"
+
+
+def test_body_without_boundary_is_400(memory_server: LocalServer) -> None:
+    ctype = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+    r = call(memory_server.url, "POST", BATCH, b"no parts at all", ctype)
+    assert r.status == 400
+    assert "no multipart boundary" in r.json()["detail"]
+
+
+def test_batch_expiration_overflow_is_per_operation(memory_server: LocalServer) -> None:
+    results = send(
+        memory_server,
+        [
+            (op("insert", "ok-before"), b"a"),
+            *[
+                (op("insert", f"bad-{n}", ("x-sn-expiration", value)), b"x")
+                for n, value in enumerate(["ttl:1e30s", "tti:999999999y", "ttl:9999999d"])
+            ],
+            (op("insert", "ok-after", ("x-sn-expiration", "ttl:1h")), b"b"),
+        ],
+    )
+    statuses = [results[i][0]["x-sn-batch-operation-status"] for i in range(5)]
+    assert statuses == ["201 Created", *["400 Bad Request"] * 3, "201 Created"]
+    for index in (1, 2, 3):
+        assert "invalid expiration policy value" in json.loads(results[index][1])["detail"]
+    assert call(memory_server.url, "GET", f"{OBJ}/ok-after").body == b"b"

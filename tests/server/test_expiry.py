@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from django_objectstore._protocol import format_duration
 from django_objectstore.server import LocalServer
 from tests.server.helpers import FakeClock, bearer, call, mint
 
@@ -114,12 +115,72 @@ def test_patch_extend_expiry(server: LocalServer, clock: FakeClock) -> None:
     target = datetime(2100, 1, 1, tzinfo=UTC)
     assert patch(server, "k", {"extend_expiry": {"at": target.isoformat()}}) == 204
     assert expires(server, "k") == target
-    # the policy itself is unchanged
-    assert call(server.url, "GET", f"{OBJ}/k").header("x-sn-expiration") == "ttl:1h"
-    # shortening is refused
-    assert patch(server, "k", {"extend_expiry": {"after": "1h", "from": "now"}}) == 409
+    # the TTL follows the new total lifetime since creation (section 20)
+    lifetime = round((target - created).total_seconds())
+    shown = call(server.url, "GET", f"{OBJ}/k").header("x-sn-expiration")
+    assert shown == f"ttl:{format_duration(timedelta(seconds=lifetime))}"
+    # an extension never shortens: an already-met target succeeds, nothing changes
+    assert patch(server, "k", {"extend_expiry": {"after": "1h", "from": "now"}}) == 204
+    assert expires(server, "k") == target
     clock.advance(timedelta(days=365 * 80))
     assert call(server.url, "GET", f"{OBJ}/k").status == 404
+
+
+def test_patch_rounding_and_new_ttl(server: LocalServer, clock: FakeClock) -> None:
+    call(server.url, "PUT", f"{OBJ}/r", b"x", {"x-sn-expiration": "ttl:1h"})
+    created = datetime.fromisoformat(
+        call(server.url, "GET", f"{OBJ}/r").header("x-sn-time-created") or ""
+    )
+    # fractional 'after' seconds are truncated; the TTL becomes the lifetime
+    assert patch(server, "r", {"extend_expiry": {"after": "2d 0.9s", "from": "creation"}}) == 204
+    assert expires(server, "r") == created + timedelta(days=2)
+    assert call(server.url, "HEAD", f"{OBJ}/r").header("x-sn-expiration") == "ttl:2d"
+    # 'at' rounds up to whole seconds (also past six fractional digits)
+    at = datetime(2030, 5, 1, 12, 0, 0, tzinfo=UTC)
+    body = {"extend_expiry": {"at": "2030-05-01T12:00:00.000000001Z"}}
+    assert patch(server, "r", body) == 204
+    assert expires(server, "r") == at + timedelta(seconds=1)
+    body = {"extend_expiry": {"at": "2030-05-01T12:00:05.000Z"}}
+    assert patch(server, "r", body) == 204
+    assert expires(server, "r") == at + timedelta(seconds=5)
+    # a zero extension from now is already met: success, unchanged
+    assert patch(server, "r", {"extend_expiry": {"after": "0s", "from": "now"}}) == 204
+    assert expires(server, "r") == at + timedelta(seconds=5)
+
+
+def test_patch_tti_keeps_duration(server: LocalServer, clock: FakeClock) -> None:
+    call(server.url, "PUT", f"{OBJ}/i", b"x", {"x-sn-expiration": "tti:1h"})
+    now = clock()
+    assert patch(server, "i", {"extend_expiry": {"after": "3d", "from": "now"}}) == 204
+    r = call(server.url, "HEAD", f"{OBJ}/i")
+    assert r.header("x-sn-expiration") == "tti:1h"
+    assert abs(
+        datetime.fromisoformat(r.header("x-sn-time-expires") or "") - (now + timedelta(days=3))
+    ) < timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"after": "9999999d", "from": "now"},
+        {"after": "999999999y", "from": "creation"},
+        {"after": "1e30s", "from": "now"},
+        {"after": "9" * 5000 + "s", "from": "now"},
+        {"at": "9999-12-31T23:59:59.5Z"},
+    ],
+)
+def test_patch_overflowing_targets_are_400(server: LocalServer, target: object) -> None:
+    call(server.url, "PUT", f"{OBJ}/o", b"x", {"x-sn-expiration": "ttl:1h"})
+    r = call(
+        server.url,
+        "PATCH",
+        f"{OBJ}/o",
+        json.dumps({"extend_expiry": target}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert r.status == 400
+    assert r.json()["detail"].startswith("client error: extend_expiry")
+    assert call(server.url, "HEAD", f"{OBJ}/o").header("x-sn-expiration") == "ttl:1h"
 
 
 def test_patch_refusals(server: LocalServer) -> None:
@@ -142,18 +203,3 @@ def test_patch_needs_write(auth_server: LocalServer) -> None:
     ro = bearer(mint(permissions=["object.read"]))
     assert patch(auth_server, "p", body, ro) == 403
     assert patch(auth_server, "p", body, bearer(mint())) == 204
-
-
-def test_resumable_uploads_answer_501(memory_server: LocalServer) -> None:
-    r = call(
-        memory_server.url, "POST", f"{OBJ}/?upload_type=resumable", b"", {"Upload-Length": "10"}
-    )
-    assert r.status == 501
-    r = call(
-        memory_server.url, "PUT", f"{OBJ}/k?upload_type=resumable", b"", {"Upload-Length": "10"}
-    )
-    assert r.status == 501
-    r = call(
-        memory_server.url, "PUT", f"{OBJ}/k?session=abc", b"0123456789", {"Upload-Offset": "0"}
-    )
-    assert r.status == 501

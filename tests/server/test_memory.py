@@ -32,6 +32,7 @@ def server_process(tmp_path: Path) -> Iterator[tuple[int, str]]:
             "OS__STORAGE__PATH": str(tmp_path / "data"),
             "OS__STORAGE__FSYNC": "false",
             "OS__LOGGING__LEVEL": "WARN",
+            "OS__AUTH__ENFORCE": "false",
         }
     )
     proc = subprocess.Popen(

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from django_objectstore.server import LocalServer
-from django_objectstore.server.config import ConfigError, config_from_env
+from django_objectstore.server.config import ConfigError
+from django_objectstore.server.config_loader import config_from_env
 from tests.server.helpers import call, cli_server, complete, initiate, upload
 
 OBJ = "/v1/objects/test/org=1"

@@ -113,7 +113,7 @@ def test_uncompressed_and_streamed(server: LocalServer, secret_key: SecretKey) -
     assert got.payload.read() == big
 
     if "resumable_threshold_bytes" in inspect.signature(Usecase).parameters:  # >= 0.2.10
-        # The client tries a resumable upload first; our 501 makes it fall back.
+        # A resumable upload (section 20), as the 0.2.10 client sends it.
         eager = Usecase("test", resumable_threshold_bytes=0)
         resumed = Client(server.url, token=secret_key).session(eager, org=1)
         assert resumed.put(io.BytesIO(big), key="resumable.bin") == "resumable.bin"
@@ -205,3 +205,41 @@ def test_read_only_key_is_refused_writes(server: LocalServer) -> None:
     with pytest.raises(Exception) as info:  # noqa: PT011 - RequestError across versions
         session.put(b"x", key="ro")
     assert getattr(info.value, "status", None) == 403
+
+
+def test_extend_expiry_contract(server: LocalServer, secret_key: SecretKey) -> None:
+    """Section 20 as the 0.2.10 client documents it: an already-met target
+    succeeds without change, a real extension of a TTL object adjusts its TTL,
+    manual objects are rejected, missing ones are not found."""
+    client = Client(server.url, token=secret_key)
+    session = client.session(
+        Usecase("test", expiration_policy=TimeToLive(timedelta(hours=1))), org=1
+    )
+    if not hasattr(session, "extend_expiry"):  # clients < 0.2.7
+        pytest.skip("this objectstore-client has no extend_expiry")
+    from objectstore_client import ExpiryExtensionRejected, ObjectNotFound
+
+    key = session.put(b"x", key="extend-contract")
+    before = session.head(key)
+    assert before is not None
+    assert before.time_expires is not None
+    session.extend_expiry(key, from_now=timedelta(minutes=1))  # already met
+    same = session.head(key)
+    assert same is not None
+    assert (same.time_expires, same.expiration_policy) == (
+        before.time_expires,
+        before.expiration_policy,
+    )
+    session.extend_expiry(key, from_creation=timedelta(days=2))
+    extended = session.head(key)
+    assert extended is not None
+    assert extended.expiration_policy == TimeToLive(timedelta(days=2))
+    assert before.time_created is not None
+    assert extended.time_expires == before.time_created + timedelta(days=2)
+
+    manual = client.session(Usecase("test"), org=1)
+    manual.put(b"m", key="extend-manual")
+    with pytest.raises(ExpiryExtensionRejected):
+        manual.extend_expiry("extend-manual", from_now=timedelta(days=1))
+    with pytest.raises(ObjectNotFound):
+        session.extend_expiry("extend-missing", from_now=timedelta(days=1))

@@ -57,8 +57,19 @@ class Note(models.Model):
     file = ObjectstoreFileField(
         usecase="notes",
         upload_to="notes/%Y/",
-        storage=ObjectstoreStorage("notes", key_from_name=True),
+        storage=ObjectstoreStorage("notes"),
     )
+
+    def __str__(self) -> str:
+        return self.file.name or ""
+
+
+class LegacyUpload(models.Model):
+    """Files on Django's default storage (FileSystemStorage under
+    MEDIA_ROOT), as a site has them before moving to Objectstore."""
+
+    file = models.FileField(upload_to="legacy/")
+    other = models.FileField(upload_to="other/", blank=True)
 
     def __str__(self) -> str:
         return self.file.name or ""

@@ -1,0 +1,301 @@
+"""Response payloads as readable streams.
+
+``ResponseStream`` reads a response body straight from the socket in the
+caller's block size and gives the connection back to the pool at the end
+(closing early discards it). ``ReadAhead`` moves those socket reads to a
+helper thread, a few blocks ahead of a reader that decompresses.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import queue
+import sys
+import threading
+from typing import IO, TYPE_CHECKING, Final
+
+import urllib3
+
+from django_objectstore.client._io import (
+    BLOCK_SIZE,
+    check_same_process,
+    translate_transport_error,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = ["READ_AHEAD_BLOCKS", "ReadAhead", "ResponseStream", "read_first_block", "skip_bytes"]
+
+
+class ResponseStream(io.RawIOBase):
+    """A response body as a readable binary stream. Reads go straight to the
+    socket in the caller's block size; at end of stream the connection goes
+    back to the pool, and closing early discards it (never reads the rest)."""
+
+    def __init__(
+        self, response: urllib3.response.HTTPResponse, *, limit: int | None = None
+    ) -> None:
+        super().__init__()
+        self._response = response
+        self._remaining = limit  # bytes still to hand out, when cut short
+        self._eof = False
+        self._pid = os.getpid()  # only this process may read (fork safety)
+
+    def readable(self) -> bool:
+        return True
+
+    def _finish(self, *, drained: bool = True) -> None:
+        if not self._eof:
+            self._eof = True
+            if not drained:
+                # Data is left on the wire: the connection cannot be reused.
+                self._response.close()
+            self._response.release_conn()
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
+        if size is None or size < 0:
+            return self.readall()
+        if self._eof or size == 0:
+            return b""
+        if self._remaining is not None:
+            size = min(size, self._remaining)
+            if size == 0:
+                self._finish(drained=False)
+                return b""
+        try:
+            data: bytes = self._response.read(size)
+        except urllib3.exceptions.HTTPError as exc:
+            self._response.close()
+            raise translate_transport_error(exc, "payload read") from exc
+        if not data:
+            self._finish()
+        elif self._remaining is not None:
+            self._remaining -= len(data)
+        return data
+
+    def readall(self) -> bytes:
+        blocks: list[bytes] = []
+        while block := self.read(BLOCK_SIZE):
+            blocks.append(block)
+        return b"".join(blocks)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        fp = getattr(self._response, "_fp", None)
+        if self._remaining is not None or not isinstance(fp, http.client.HTTPResponse):
+            data = self.read(view.nbytes)
+            view[: len(data)] = data
+            return len(data)
+        # Straight from the socket into the caller's buffer (urllib3 would
+        # read into a buffer of its own and copy).
+        if self.closed:
+            raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
+        if self._eof or not view.nbytes:
+            return 0
+        try:
+            count = fp.readinto(view)
+        except (OSError, http.client.HTTPException) as exc:
+            self._response.close()
+            raise translate_transport_error(exc, "payload read") from exc
+        if count:
+            return count
+        self._check_complete(fp)
+        self._finish()
+        return 0
+
+    def read_direct(self, size: int) -> bytes:
+        """Up to ``size`` bytes (``b""`` at the end) read by http.client
+        straight into the bytes object returned: one copy, no urllib3 layer."""
+        fp = getattr(self._response, "_fp", None)
+        if self._remaining is not None or not isinstance(fp, http.client.HTTPResponse):
+            return self.read(size)
+        if self.closed:
+            raise ValueError("I/O operation on closed payload stream")
+        if self._eof:
+            return b""
+        try:
+            data = fp.read(size)
+        except (OSError, http.client.HTTPException) as exc:
+            self._response.close()
+            raise translate_transport_error(exc, "payload read") from exc
+        if data:
+            return data
+        self._check_complete(fp)
+        self._finish()
+        return b""
+
+    def _check_complete(self, fp: http.client.HTTPResponse) -> None:
+        if not fp.chunked and fp.length:  # http.client does not complain
+            self._response.close()
+            # What urllib3 raises for a body shorter than its Content-Length.
+            total = int(self._response.headers.get("content-length") or 0)
+            short = urllib3.exceptions.IncompleteRead(max(total - fp.length, 0), fp.length)
+            broken = urllib3.exceptions.ProtocolError(f"Connection broken: {short!r}", short)
+            raise translate_transport_error(broken, "payload read")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        # Unread data: dropping the connection is cheaper than draining it.
+        self._finish(drained=False)
+        super().close()
+
+
+def skip_bytes(stream: IO[bytes], count: int) -> None:
+    """Read and discard ``count`` bytes (for servers that ignore Range)."""
+    while count > 0:
+        block = stream.read(min(count, BLOCK_SIZE))
+        if not block:
+            return
+        count -= len(block)
+
+
+#: Blocks a read-ahead thread may have read beyond the one being consumed.
+READ_AHEAD_BLOCKS: Final = 4
+
+
+def read_first_block(stream: ResponseStream, block_size: int = BLOCK_SIZE) -> tuple[bytearray, int]:
+    """A buffer of ``block_size`` and how many bytes of ``stream`` it holds
+    (fewer only at the end); the stream is closed if the read fails."""
+    first = bytearray(block_size)
+    view = memoryview(first)
+    count = 0
+    try:
+        while count < block_size and (got := stream.readinto(view[count:])):
+            count += got
+    except BaseException:
+        stream.close()
+        raise
+    return first, count
+
+
+class ReadAhead(io.RawIOBase):
+    """A response body read by a helper thread up to ``READ_AHEAD_BLOCKS``
+    blocks of ``BLOCK_SIZE`` ahead of the reader, so socket reads overlap
+    what the reader does with the bytes (zstd decompression). The blocks are
+    a fixed set of buffers filled with ``readinto`` and handed out as views:
+    no allocation or copy per block, and memory bounded by the set.
+
+    For zstandard's ``stream_reader`` (and similar consumers): ``read``
+    returns a *view* that stays valid only until the next ``read``.
+
+    The thread owns the response: it gives the connection back at end of
+    stream, and discards it when the reader closes early or a read fails
+    (the error is raised in the reader's thread by its next read)."""
+
+    def __init__(
+        self, stream: ResponseStream, first: bytearray, count: int, *, block_size: int = BLOCK_SIZE
+    ) -> None:
+        super().__init__()
+        self._stream = stream
+        self._filled: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(READ_AHEAD_BLOCKS):
+            self._free.put(bytearray(block_size))
+        self._stop = threading.Event()
+        self._held: bytearray | None = None  # the block the reader is on
+        self._pending = memoryview(b"")
+        self._done = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()  # the helper thread does not survive a fork
+        # The first block (``count`` bytes of ``first``) was read by the caller.
+        self._filled.put((first, count))
+        if count:
+            self._thread = threading.Thread(
+                target=self._pump, name="objectstore-read-ahead", daemon=True
+            )
+            self._thread.start()
+
+    def _take(self) -> tuple[bytearray, int] | BaseException:
+        """The next block: from the helper, or read here if there is none."""
+        if self._thread is not None or not self._filled.empty():
+            return self._filled.get()
+        buffer = self._free.get_nowait()
+        try:
+            return buffer, self._stream.readinto(buffer)
+        except BaseException as exc:  # noqa: BLE001 - raised by the caller, as from the helper
+            return exc
+
+    def _free_buffer(self) -> bytearray | None:
+        while not self._stop.is_set():
+            try:
+                return self._free.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        return None
+
+    def _pump(self) -> None:
+        stream = self._stream
+        try:
+            while (buffer := self._free_buffer()) is not None:
+                count = stream.readinto(buffer)
+                self._filled.put((buffer, count))
+                if not count:
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+            self._filled.put(exc)
+        finally:
+            stream.close()  # a no-op at end of stream; discards a half-read connection
+
+    def readable(self) -> bool:
+        return True
+
+    def _next(self) -> bool:
+        """Make ``_pending`` non-empty; False at end of stream."""
+        while not self._pending:
+            if self._held is not None:
+                self._free.put(self._held)
+                self._held = None
+            if self._done:
+                return False
+            item = self._take()
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            buffer, count = item
+            if not count:
+                self._done = True
+                return False
+            self._held = buffer
+            self._pending = memoryview(buffer)[:count]
+        return True
+
+    def read(self, size: int | None = -1) -> memoryview:
+        if self.closed:
+            raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
+        if size is None or size < 0:
+            size = sys.maxsize
+        if size == 0 or not self._next():
+            return memoryview(b"")
+        pending = self._pending
+        self._pending = pending[size:]
+        return pending[:size]
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        check_same_process(self._pid)
+        view = memoryview(buffer).cast("B")
+        if not view.nbytes or not self._next():
+            return 0
+        count = min(view.nbytes, self._pending.nbytes)
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._stop.set()
+        self._pending = memoryview(b"")
+        if self._thread is None:
+            self._stream.close()  # a no-op at end of stream
+        elif self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+        super().close()
