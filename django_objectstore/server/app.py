@@ -22,7 +22,13 @@ from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter, Rate
 from django_objectstore.server.model import Backend
 from django_objectstore.server.resumable_disk import FilesystemSessions
 from django_objectstore.server.resumable_store import DEFAULT_SESSION_TTL, MemorySessions
-from django_objectstore.server.runner import DEFAULT_IDLE_TIMEOUT, UvicornServer, bind, make_config
+from django_objectstore.server.runner import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    UvicornServer,
+    bind,
+    make_config,
+)
 from django_objectstore.server.service import Service, logger
 
 __all__ = ["LocalServer"]
@@ -57,7 +63,9 @@ class LocalServer:
     ``min_part_size`` (bytes; not upstream) makes a multipart completion fail
     with ``EntityTooSmall`` when a listed part other than the last is smaller,
     as GCS and S3 do (5 MiB there); ``None`` accepts any size.
-    ``idle_timeout`` (seconds) closes kept-alive connections idle that long.
+    ``idle_timeout`` (seconds) closes kept-alive connections idle that long;
+    ``header_timeout`` (seconds) closes connections that have not sent a
+    whole request head that long after connecting or starting a request.
     HTTP framing is uvicorn's (httptools parser), run on the thread.
     Resumable uploads (section 20) are on unless ``resumable=False`` (creates
     answered 501, as a backend without them); their sessions expire
@@ -87,6 +95,7 @@ class LocalServer:
         max_concurrency: int | None = None,
         min_part_size: int | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         multipart: bool = True,
         resumable: bool = True,
         resumable_session_ttl: timedelta = DEFAULT_SESSION_TTL,
@@ -125,6 +134,7 @@ class LocalServer:
         self._port = port
         self._sweep_interval = sweep_interval
         self._idle_timeout = idle_timeout
+        self._header_timeout = header_timeout
         self._uvicorn: UvicornServer | None = None
         self._socket: socket.socket | None = None
         self._address: tuple[str, int] | None = None
@@ -187,7 +197,9 @@ class LocalServer:
             max_workers=128, thread_name_prefix="objectstore-request"
         )
         app = ObjectstoreApp(self.service, self._executor)
-        server = UvicornServer(make_config(app, idle_timeout=self._idle_timeout))
+        server = UvicornServer(
+            make_config(app, idle_timeout=self._idle_timeout, header_timeout=self._header_timeout)
+        )
         self._uvicorn, self._socket, self._address = server, sock, (str(host), int(port))
         self._thread = threading.Thread(
             target=server.run, args=([sock],), name="objectstore-server", daemon=True

@@ -16,12 +16,21 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from django_objectstore.server.asgi import ObjectstoreApp
 from django_objectstore.server.service import REASONS, SERVER_HEADER
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT", "UvicornServer", "bind", "make_config"]
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "UvicornServer",
+    "bind",
+    "make_config",
+]
 
 logger = logging.getLogger("django_objectstore.server")
 
 #: Seconds a kept-alive connection may stay idle before the server closes it.
 DEFAULT_IDLE_TIMEOUT = 60.0
+#: Seconds a client has to send a request head (from connecting, or from the
+#: first byte of the request); then the connection closes.
+DEFAULT_HEADER_TIMEOUT = 10.0
 #: Most header fields in one request, and most bytes in them (as the
 #: standard library's and most servers' limits); beyond, 431.
 MAX_FIELDS = 100
@@ -95,8 +104,13 @@ class ObjectstoreProtocol(HttpToolsProtocol):
     its body is read away first (so the client sees the answer, not a
     reset), and connections ending in an error are logged."""
 
+    #: Seconds a client has, from connecting or from the first byte of a
+    #: request, to send the whole request head (``make_config`` sets it).
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        self._header_timer: asyncio.TimerHandle | None = None
         self._raw_transport = transport
         self._rejection: _Rejected | None = None
         self._lingering = False
@@ -108,10 +122,12 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         self._header_count = 0
         self._proxy = _Transport(transport, self)
         super().connection_made(self._proxy)  # type: ignore[arg-type]
+        self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger_timer is not None:
             self._linger_timer.cancel()
+        self._disarm_header_timer()
         if exc is not None and self.client is not None:
             logger.debug("connection from %s ended: %s", self.client[0], exc)
         super().connection_lost(exc)
@@ -124,8 +140,28 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         self._rejection = _Rejected(status, message)
         raise self._rejection
 
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._header_timed_out)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timed_out(self) -> None:
+        """No complete request head in time (a silent or trickling client):
+        close, so idle sockets cannot pile up."""
+        self._header_timer = None
+        if self.client is not None:
+            logger.debug(
+                "closing %s: no request head within %ss", self.client[0], self.header_timeout
+            )
+        self._raw_transport.close()
+
     def on_message_begin(self) -> None:
         self._target_bytes = self._header_bytes = self._header_count = 0
+        self._arm_header_timer()
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -142,6 +178,13 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        codings = [value for name, value in self.headers if name == b"transfer-encoding"]
+        if codings and b",".join(codings).replace(b" ", b"").lower() != b"chunked":
+            # llhttp refuses most smuggling shapes itself; this adds a coding
+            # list spread over several fields (gzip, then chunked) and any
+            # coding but chunked, which this server cannot decode.
+            self._reject(400, "Transfer-Encoding other than a single chunked is not supported")
         version = self.parser.get_http_version()
         if version not in ("1.0", "1.1"):
             if version.startswith(("0.", "1.")):
@@ -251,11 +294,17 @@ def bind(host: str, port: int, backlog: int = 1024) -> socket.socket:
 
 
 def make_config(
-    app: ObjectstoreApp, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    app: ObjectstoreApp,
+    *,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
 ) -> uvicorn.Config:
+    protocol = type(
+        "ObjectstoreProtocol", (ObjectstoreProtocol,), {"header_timeout": header_timeout}
+    )
     return uvicorn.Config(
         app,
-        http=ObjectstoreProtocol,
+        http=protocol,
         loop="asyncio",
         ws="none",
         lifespan="off",
