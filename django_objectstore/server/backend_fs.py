@@ -6,7 +6,8 @@ Layout (not upstream's; see the README for why)::
     <root>/objects/<h[:2]>/<h>          one file per object, h = sha256 of the identity
     <root>/uploads/<upload_id>/         multipart state: ident, meta, <n>.part files
     <root>/**/.*.tmp                    in-flight writes and multipart uploads being
-                                        assembled (removed on failure and at start)
+                                        assembled (removed on failure, and at start
+                                        when no process holds their lock)
 
 An object file starts with a fixed-width line holding the expiry deadline in
 microseconds (so a TTI bump or an expiry extension is one small in-place
@@ -28,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from django_objectstore.server.backend_fs_assembly import PrefixAssembler
-from django_objectstore.server.backend_fs_writer import FileWriter, copy_part
+from django_objectstore.server.backend_fs_writer import FileWriter, copy_part, remove_if_abandoned
 from django_objectstore.server.model import (
     CHUNK,
     Identity,
@@ -63,12 +64,13 @@ class FilesystemBackend:
         self._remove_stale_temp_files()
 
     def _remove_stale_temp_files(self) -> None:
-        # Covers interrupted writes and the prefixes of background assembly,
-        # which live beside their object as .<digest>.<uuid>.tmp.
+        # Interrupted writes and the prefixes of background assembly, which
+        # live beside their object as .<digest>.<uuid>.tmp. Only abandoned
+        # ones: another server (or worker process) may be writing to this
+        # folder now, and its temporary files are locked.
         for folder in (self._objects, self._uploads):
             for tmp in folder.rglob(".*.tmp"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+                remove_if_abandoned(tmp)
 
     def _path(self, ident: Identity) -> Path:
         digest = ident.digest()

@@ -5,14 +5,20 @@ a stored multipart part into such a file."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import IO, Protocol
 
 from django_objectstore.server.model import CHUNK
 
-__all__ = ["FileWriter", "ReplaceHook", "copy_part", "part_etag"]
+__all__ = ["FileWriter", "ReplaceHook", "copy_part", "part_etag", "remove_if_abandoned"]
+
+#: A temporary file this old and unlocked is left over by a process that is
+#: gone (the age covers the moment between creating a file and locking it).
+ABANDONED_AFTER = 5.0
 
 
 class ReplaceHook(Protocol):
@@ -30,6 +36,9 @@ class FileWriter:
         self._target = target
         self._tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
         self._file: IO[bytes] | None = open(self._tmp, "xb", buffering=0)  # noqa: SIM115
+        # Held while the file is open: another server process starting on
+        # the same folder removes only unlocked temporary files.
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fsync = fsync
         self._on_commit = on_commit
         self._size = 0
@@ -84,6 +93,7 @@ class FileWriter:
         ``copy_file_range`` refuses)."""
         if self._file is None:
             file = open(self._tmp, "r+b", buffering=0)  # noqa: SIM115
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             file.seek(0, os.SEEK_END)
             self._file = file
 
@@ -129,3 +139,24 @@ def part_etag(path: Path) -> str | None:
             return file.readline().decode("ascii").rstrip("\n")
     except FileNotFoundError:
         return None
+
+
+def remove_if_abandoned(path: Path, now: float | None = None) -> bool:
+    """Remove a temporary file that no writer holds (see ``FileWriter``) and
+    that is at least ``ABANDONED_AFTER`` seconds old; True when removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        if (now if now is not None else time.time()) - os.fstat(fd).st_mtime < ABANDONED_AFTER:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer (this or another process) has it
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return True
+    finally:
+        os.close(fd)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -231,6 +232,8 @@ def test_restart_removes_stale_prefixes(tmp_path: Path) -> None:
             uploads.append((key, uid, list(enumerate(etags, 1))))
         backend_of(first).wait_for_assembly()
         assert len(temp_files(tmp_path / "objects")) == 2
+        for path in temp_files(tmp_path / "objects"):  # as old as a crashed server's
+            os.utime(path, (time.time() - 60, time.time() - 60))
         with LocalServer(storage="filesystem", path=tmp_path, sweep_interval=None) as second:
             assert temp_files(tmp_path) == []
             # The upload state survives: the new server copies all parts.

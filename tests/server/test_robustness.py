@@ -3,6 +3,7 @@ never keeps a partial object and never leaves a temporary file behind."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
@@ -200,10 +201,35 @@ def test_restart_keeps_objects_and_removes_stale_temp_files(tmp_path: Path) -> N
     stale = tmp_path / "objects" / "ab" / ".leftover.1234.tmp"
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 60, time.time() - 60))  # left by a process long gone
     with LocalServer(storage="filesystem", path=tmp_path) as server:
         r = call(server.url, "GET", f"{OBJ}/persist")
         assert (r.status, r.body, r.header("x-snme-a")) == (200, b"still here", "b")
     assert not stale.exists()
+
+
+def test_two_servers_share_a_folder(tmp_path: Path) -> None:
+    """A second server starting on the folder of a running one must not remove
+    the first one's in-flight temporary files: the upload in progress on the
+    first completes and both serve it."""
+    size = 4 * 1024 * 1024
+    with LocalServer(storage="filesystem", path=tmp_path) as first:
+        host, port = first.address
+        with socket.create_connection((host, port), timeout=30) as sock:
+            sock.sendall(
+                b"PUT %s/shared HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n" % (OBJ.encode(), size) + b"a" * (size // 2)
+            )
+            assert wait_for(lambda: len(temp_files(tmp_path)) == 1)
+            in_flight = temp_files(tmp_path)[0]
+            os.utime(in_flight, (time.time() - 60, time.time() - 60))  # old, but locked
+            with LocalServer(storage="filesystem", path=tmp_path) as second:
+                assert in_flight.exists()
+                sock.sendall(b"a" * (size // 2))
+                assert read_all(sock).startswith(b"HTTP/1.1 200")
+                assert call(second.url, "GET", f"{OBJ}/shared").body == b"a" * size
+        assert call(first.url, "GET", f"{OBJ}/shared").body == b"a" * size
+    assert not temp_files(tmp_path)
 
 
 def test_disk_full_mid_write_leaves_nothing(
