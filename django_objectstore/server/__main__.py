@@ -15,6 +15,7 @@ import http.client
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from importlib import metadata
 from types import FrameType
 
 from django_objectstore.server.app import LocalServer
+from django_objectstore.server.backend_fs import FilesystemBackend
 from django_objectstore.server.config import ConfigError, ServerConfig
 from django_objectstore.server.config_loader import load_config, read_yaml
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimits
@@ -140,7 +142,18 @@ def _serve_workers(config: ServerConfig, count: int) -> int:
         file=sys.stderr,
         flush=True,
     )
-    return serve_workers(lambda listening: _build(config).serve_on(listening), sock, count)
+
+    def serve(listening: socket.socket) -> None:
+        server = _build(config)
+        backend = server.service.backend
+        if isinstance(backend, FilesystemBackend):
+            # A worker sees only the parts it stores itself: its background
+            # pre-assembly would copy other workers' parts again and leave
+            # its prefixes behind. Completion copies the parts instead.
+            backend.preassemble = False
+        server.serve_on(listening)
+
+    return serve_workers(serve, sock, count)
 
 
 def _run(config_file: str | None, workers: int | None = None) -> int:

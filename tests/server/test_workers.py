@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.server.helpers import call, cli_server
+from tests.server.helpers import call, cli_server, complete, initiate, upload
 
 
 def children(pid: int) -> list[int]:
@@ -93,3 +93,22 @@ def test_memory_storage_refuses_several_workers(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "memory storage lives in one process" in result.stderr
+
+
+def test_multipart_across_workers_leaves_no_temp_files(tmp_path: Path) -> None:
+    # Parts land on either worker; without background pre-assembly in
+    # workers, completion copies them and nothing is left behind.
+    data = tmp_path / "data"
+    with cli_server(tmp_path, {"OS__STORAGE__PATH": str(data)}, ("run", "--workers", "2")) as (
+        proc,
+        url,
+    ):
+        key = "mp-workers"
+        uid = initiate(url, key)
+        parts = [bytes([65 + n]) * 300_000 for n in range(4)]
+        listing = [(n, upload(url, key, uid, n, part)) for n, part in enumerate(parts, 1)]
+        assert complete(url, key, uid, listing) == {"key": key}
+        assert call(url, "GET", f"/v1/objects/test/org=1/{key}").body == b"".join(parts)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    assert not list(data.rglob("*.tmp"))
