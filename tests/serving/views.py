@@ -1,0 +1,15 @@
+"""What a site's own upload view does: save the posted body through
+``default_storage`` and answer with the name it was saved under."""
+
+from __future__ import annotations
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+
+
+def upload(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    name = default_storage.save("uploads/posted.bin", ContentFile(request.body))
+    return HttpResponse(name, content_type="text/plain")
