@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -90,8 +91,10 @@ def upload_all(server: Served, tally: Tally, count: int) -> dict[str, bytes]:
     uploaded: dict[str, bytes] = {}
 
     def post(data: bytes) -> None:
+        # A name of its own: two concurrent saves of one new name may race
+        # (no-overwrite is check-then-write; see the README), not the subject here.
         try:
-            status, answer = server.fetch("/upload/", data)
+            status, answer = server.fetch(f"/upload/?name={uuid.uuid4().hex}.bin", data)
         except OSError as exc:
             tally.note("error", f"upload: {type(exc).__name__}: {exc}")
             return

@@ -1,5 +1,6 @@
 """What a site's own upload view does: save the posted body through
-``default_storage`` and answer with the name it was saved under."""
+``default_storage`` as ``uploads/<?name=>`` and answer with the name it was
+saved under."""
 
 from __future__ import annotations
 
@@ -11,5 +12,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    name = default_storage.save("uploads/posted.bin", ContentFile(request.body))
+    wanted = request.GET.get("name") or "posted.bin"
+    name = default_storage.save(f"uploads/{wanted}", ContentFile(request.body))
     return HttpResponse(name, content_type="text/plain")
