@@ -12,8 +12,11 @@ own object's bytes (sha256), every request answered within its timeout."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,7 +29,7 @@ from django.test import override_settings
 
 from django_objectstore.server import LocalServer
 from django_objectstore.storage import ObjectstoreStorage
-from tests.serving.harness import Kind, Served, served
+from tests.serving.harness import ROOT, Kind, Served, served
 
 USECASES = {
     "plain": {"COMPRESSION": "none", "EXPIRATION": "manual"},
@@ -166,3 +169,31 @@ def test_concurrent_uploads_and_downloads_never_cross(
     assert tally.crossed == [], f"{len(tally.crossed)} crossed: {tally.crossed[:5]}"
     assert tally.errors == [], f"{len(tally.errors)} errors: {tally.errors[:5]}"
     assert (len(uploaded), tally.checked) == (UPLOADS, DOWNLOADS)
+
+
+def test_storage_in_a_prefork_pool(objectstore_url: str) -> None:
+    """``default_storage`` (and a zstd usecase's storage) used by the parent,
+    then in ``multiprocessing`` fork-pool workers re-forked every few tasks
+    while a parent thread keeps saving (tests/serving/fork_pool.py)."""
+    env = {**os.environ, "OBJECTSTORE_URL": objectstore_url, "PYTHONPATH": str(ROOT)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    process = subprocess.run(
+        [sys.executable, "-m", "tests.serving.fork_pool"],
+        capture_output=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, process.stderr.decode()[-3000:]
+    report = json.loads(process.stdout.decode().strip().splitlines()[-1])
+    tasks, params = report["tasks"], report["params"]
+    for part in [report["parent"], report["after"], *tasks]:
+        assert (part["wrong"], part["errors"]) == ([], []), part
+    assert len(tasks) == params["tasks"] >= 12
+    # Workers were replaced: more processes than the pool's size did the work.
+    assert len({task["pid"] for task in tasks}) > params["workers"]
+    own, shared = params["files_per_task"], params["parent_files"] // 4
+    assert all(task["checked"] == own + shared for task in tasks)
+    assert report["after"]["checked"] == params["tasks"] * own
+    assert report["parent"]["checked"] >= params["parent_files"]
