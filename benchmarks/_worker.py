@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 MODULES = {"official": "objectstore_client", "ours": "django_objectstore.client"}
+# "base": our client from another source tree (run.py --baseline sets PYTHONPATH).
+IMPL_MODULES = {**MODULES, "base": "django_objectstore.client"}
 READ_BLOCK = 1 << 20
 
 
@@ -91,7 +93,7 @@ def _stop_profiler(spec: dict[str, Any], prof: Any) -> None:
 
 
 def _module(impl: str) -> Any:
-    return importlib.import_module(MODULES[impl])
+    return importlib.import_module(IMPL_MODULES[impl])
 
 
 def _session(spec: dict[str, Any], mod: Any) -> Any:

@@ -132,11 +132,15 @@ def run_child(spec: dict[str, Any], ctx: Context, timeout: float = 900.0) -> dic
         cpu0 = ctx.server.cpu_seconds()
         load = os.getloadavg()[0]
         with err_path.open("wb") as err:
+            env = None
+            if spec.get("impl") == "base" and ctx.baseline is not None:
+                env = {**os.environ, "PYTHONPATH": str(ctx.baseline)}
             proc = subprocess.Popen(
                 [sys.executable, str(HERE / "_worker.py"), json.dumps(spec), out.name],
                 stdout=err,
                 stderr=subprocess.STDOUT,
                 cwd=ctx.tmp,
+                env=env,
             )
             deadline = time.monotonic() + timeout
             while True:
@@ -171,7 +175,10 @@ class Context:
         self.args = args
         self.tmp = tmp
         self.quick = args.quick
-        self.big = (32 if args.quick else 256) * MIB
+        self.big = (args.size_mib or (32 if args.quick else 256)) * MIB
+        #: A source tree whose client runs as a third implementation, "base"
+        #: (A/B of two versions of our client in the same run).
+        self.baseline: Path | None = Path(args.baseline).resolve() if args.baseline else None
         self.huge = (128 if args.quick else 1024) * MIB
         self.rounds = 200 if args.quick else 1000
         self.repeat = args.repeat or (3 if args.quick else 5)
@@ -185,6 +192,12 @@ class Context:
         self.profile_dir = HERE / "results" / "profiles"
         self.load = os.getloadavg()
         self.code_start = _code_state()
+
+    def impls(self) -> list[str]:
+        """The implementations measured: the official client, ours when it
+        imports, and the baseline tree's when one is given."""
+        impls = [impl for impl in IMPLS if impl == "official" or self.ours_error is None]
+        return [*impls, "base"] if self.baseline is not None else impls
 
     def base_spec(self, **extra: Any) -> dict[str, Any]:
         spec = {
@@ -234,7 +247,7 @@ def _pairs(
     """Alternate official and ours; one dict per repetition, keyed by implementation.
     With ``bound``, each repetition also measures the bound (what no client can beat)
     right after the pair, so the ceiling is taken under the same load."""
-    impls = [impl for impl in IMPLS if impl == "official" or ctx.ours_error is None]
+    impls = ctx.impls()
     pairs = []
     for rep in range(repeat):
         order = impls if rep % 2 == 0 else impls[::-1]
@@ -295,8 +308,7 @@ def scenario_get_own(ctx: Context, name: str, kind: str) -> None:
     it as a multipart object of several zstd frames, the official client as one)."""
     path = ctx.payload(kind, ctx.big)
     size = path.stat().st_size
-    impls = [impl for impl in IMPLS if impl == "official" or ctx.ours_error is None]
-    for impl in impls:
+    for impl in ctx.impls():
         run_child(ctx.base_spec(kind="put", impl=impl, file=str(path), key=f"{name}-{impl}"), ctx)
     ctx.results[name] = _pairs(
         ctx,
@@ -556,6 +568,32 @@ def _client_version() -> str:
     return version("objectstore-client")
 
 
+def _ab_rows(ctx: Context, client_rows: list[tuple[str, str]]) -> list[str]:
+    """The A/B table of the baseline tree's client against ours, if measured."""
+    if ctx.baseline is None:
+        return []
+    lines = [
+        f"### A/B: baseline `{ctx.baseline}` against ours",
+        "",
+        "| Scenario | Baseline wall s | Ours wall s | Ours speed-up (median of pairs) [min-max]"
+        " | Baseline CPU s | Ours CPU s | n |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, label in client_rows:
+        pairs = [p for p in ctx.results.get(name) or [] if "base" in p and "ours" in p]
+        if not pairs:
+            continue
+        ratios = [p["base"]["wall"] / p["ours"]["wall"] for p in pairs]
+        lines.append(
+            f"| {label} | {_fmt(_med(_impl_values(pairs, 'base', 'wall')), 3)} | "
+            f"{_fmt(_med(_impl_values(pairs, 'ours', 'wall')), 3)} | "
+            f"{_fmt(_med(ratios))}x [{_fmt(min(ratios))}-{_fmt(max(ratios))}] | "
+            f"{_fmt(_med(_impl_values(pairs, 'base', 'cpu')))} | "
+            f"{_fmt(_med(_impl_values(pairs, 'ours', 'cpu')))} | {len(pairs)} |"
+        )
+    return [*lines, ""]
+
+
 def render(ctx: Context, started: datetime, elapsed: float) -> str:
     res = ctx.results
     command = " ".join(["python3 benchmarks/run.py", *sys.argv[1:]])
@@ -646,6 +684,7 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _ab_rows(ctx, client_rows)
 
     if "baseline" in res:
         lines += [
@@ -879,6 +918,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated subset of: {', '.join(ALL_SCENARIOS)}",
     )
     parser.add_argument("--repeat", type=int, default=0, help="repetitions (pairs) per scenario")
+    parser.add_argument(
+        "--size-mib",
+        type=int,
+        default=0,
+        help="payload size of the put/get scenarios in MiB (default 256, 32 with --quick)",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="a source tree (e.g. a worktree of the previous commit) whose client is measured "
+        "too, as 'base', in the same run: an A/B of two versions of our client (use --no-venv "
+        "and PYTHONPATH=. so 'ours' is this tree)",
+    )
     parser.add_argument("--storage", choices=["filesystem", "memory"], default="filesystem")
     parser.add_argument(
         "--profile",

@@ -9,14 +9,15 @@ stored size and its first block:
   while frames that record their size (our large puts) are decompressed on
   several threads (``FrameDecoder``), other frames by the streaming reader;
 * large and stored in raw blocks (incompressible data): decoding is a copy,
-  so the reader's own thread reads and copies, with no helper thread.
+  so the blocks are read from the socket straight into the bytes handed out
+  (``RawBlocks``), on the reader's own thread.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import IO, Final, cast
+from typing import IO, Final, NamedTuple, cast
 
 import zstandard
 from urllib3.response import HTTPResponse
@@ -24,11 +25,18 @@ from urllib3.response import HTTPResponse
 from django_objectstore import _protocol_parsing
 from django_objectstore.client._frames import FrameDecoder
 from django_objectstore.client._io import BLOCK_SIZE
-from django_objectstore.client._response import ReadAhead, ResponseStream, skip_bytes
+from django_objectstore.client._rawblocks import RawBlocks
+from django_objectstore.client._response import (
+    ReadAhead,
+    ResponseStream,
+    read_first_block,
+    skip_bytes,
+)
+from django_objectstore.client._zstd import starts_with_raw_block
 from django_objectstore.client.errors import RequestError
 from django_objectstore.client.metadata import Metadata
 
-__all__ = ["payload_stream", "range_payload"]
+__all__ = ["GetResponse", "RangeResponse", "payload_stream", "range_payload"]
 
 # Compressed bodies at least this big (or of unknown size) are read ahead
 # by a helper thread.
@@ -38,6 +46,29 @@ _READ_AHEAD_MIN: Final = 4 * BLOCK_SIZE
 # took 12.4 ms against 11.1 ms for one thread; 32 MiB 26.6 ms against 33.4).
 _DECODE_THREADS: Final = 4
 _PARALLEL_DECODE_MIN: Final = 4 * BLOCK_SIZE
+
+
+class GetResponse(NamedTuple):
+    """Result of ``Session.get``: the metadata and a readable, closeable
+    binary stream of the payload (decompressed unless asked otherwise)."""
+
+    metadata: Metadata
+    payload: IO[bytes]
+
+
+class RangeResponse(NamedTuple):
+    """Result of ``Session.get_range``: bytes ``start``..``end`` (inclusive)
+    of the object *as stored* (compressed bytes for a compressed object),
+    and ``total_size``, the stored size of the whole object (``None`` only
+    if the server ignored the range and did not report a size). When the
+    range starts beyond the object, ``payload`` is empty and ``start`` equals
+    ``total_size``."""
+
+    metadata: Metadata
+    payload: IO[bytes]
+    start: int
+    end: int
+    total_size: int | None
 
 
 def payload_stream(
@@ -66,15 +97,18 @@ def payload_stream(
     stored_size = response.length_remaining
     if stored_size is None:
         stored_size = metadata.size
-    raw = False
     if stored_size is None or stored_size >= _READ_AHEAD_MIN:
+        stream = cast(ResponseStream, payload)
+        first, count = read_first_block(stream)
+        if starts_with_raw_block(memoryview(first)[:count]):
+            # Incompressible data: decoding is a copy, so raw blocks are read
+            # straight into the returned bytes, on this thread (see _rawblocks).
+            return cast(IO[bytes], RawBlocks(memoryview(first)[:count], stream))
         # Big bodies: socket reads run in a helper thread while this one
         # decompresses (not worth a thread for small ones).
-        ahead = ReadAhead(cast(ResponseStream, payload))
-        raw = ahead.raw  # incompressible data: decoding is a copy
-        payload = cast(IO[bytes], ahead)
+        payload = cast(IO[bytes], ReadAhead(stream, first, count))
     threads = min(os.cpu_count() or 1, _DECODE_THREADS)
-    if threads > 1 and not raw and (stored_size is None or stored_size >= _PARALLEL_DECODE_MIN):
+    if threads > 1 and (stored_size is None or stored_size >= _PARALLEL_DECODE_MIN):
         # Objects made of many frames that record their size (our large
         # puts) are decompressed on several threads.
         return cast(IO[bytes], FrameDecoder(payload, threads))

@@ -16,6 +16,7 @@ reader, so any zstd stream reads correctly, just not in parallel.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Final, cast
 
 import zstandard
 
-from django_objectstore.client._io import BLOCK_SIZE
+from django_objectstore.client._io import BLOCK_SIZE, check_same_process
 from django_objectstore.client._zstd import (
     BLOCK_HEADER,
     BLOCK_RESERVED,
@@ -36,7 +37,7 @@ from django_objectstore.client._zstd import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["MAX_FRAME", "FrameDecoder"]
+__all__ = ["MAX_FRAME", "FrameDecoder", "Prefixed", "truncated"]
 
 #: Largest recorded frame size decompressed whole (in memory).
 MAX_FRAME: Final = 4 * 1024 * 1024
@@ -46,7 +47,7 @@ MAX_FRAME: Final = 4 * 1024 * 1024
 _MAX_COMPRESSED: Final = MAX_FRAME + MAX_FRAME // 1024 + 1024
 
 
-class _Prefixed(io.RawIOBase):
+class Prefixed(io.RawIOBase):
     """``prefix`` followed by the rest of ``source``."""
 
     def __init__(self, prefix: bytes, source: IO[bytes]) -> None:
@@ -77,7 +78,7 @@ class _Prefixed(io.RawIOBase):
         super().close()
 
 
-def _truncated() -> zstandard.ZstdError:
+def truncated() -> zstandard.ZstdError:
     return zstandard.ZstdError(
         "zstd data ends in the middle of a frame: the stored object is truncated"
     )
@@ -103,6 +104,7 @@ class FrameDecoder(io.RawIOBase):
         self._rest: zstandard.ZstdDecompressionReader | None = None  # once needed
         self._current = memoryview(b"")
         self._whole = b""  # the decoded frame ``_current`` is a view of
+        self._pid = os.getpid()  # the worker threads do not survive a fork
 
     def readable(self) -> bool:
         return True
@@ -126,7 +128,7 @@ class FrameDecoder(io.RawIOBase):
         self._splitting = False
         prefix, self._buffer = bytes(self._buffer), bytearray()
         self._rest = zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], _Prefixed(prefix, self._source)),
+            cast(IO[bytes], Prefixed(prefix, self._source)),
             read_size=BLOCK_SIZE,
             read_across_frames=True,
         )
@@ -149,7 +151,7 @@ class FrameDecoder(io.RawIOBase):
             return None
         while True:
             if not self._have(position + BLOCK_HEADER):
-                raise _truncated()
+                raise truncated()
             last, kind, size = parse_block_header(buffer[position : position + BLOCK_HEADER])
             if kind == BLOCK_RESERVED:
                 return None  # corrupt
@@ -161,7 +163,7 @@ class FrameDecoder(io.RawIOBase):
         if params.has_checksum:
             position += CHECKSUM
         if not self._have(position):
-            raise _truncated()
+            raise truncated()
         return position
 
     def _fill(self) -> None:
@@ -215,6 +217,7 @@ class FrameDecoder(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if size is None or size < 0:
             return self.readall()
         if size == 0:
@@ -227,6 +230,7 @@ class FrameDecoder(io.RawIOBase):
         return b""
 
     def readall(self) -> bytes:
+        check_same_process(self._pid)
         chunks: list[bytes] = []
         while self._next():
             chunks.append(self._take(sys.maxsize))
@@ -236,6 +240,7 @@ class FrameDecoder(io.RawIOBase):
         return b"".join(chunks)
 
     def readinto(self, buffer: WriteableBuffer) -> int:
+        check_same_process(self._pid)
         view = memoryview(buffer).cast("B")
         if not view.nbytes:
             return 0

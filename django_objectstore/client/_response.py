@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import queue
 import sys
 import threading
@@ -17,13 +18,16 @@ from typing import IO, TYPE_CHECKING, Final
 
 import urllib3
 
-from django_objectstore.client._io import BLOCK_SIZE, translate_transport_error
-from django_objectstore.client._zstd import starts_with_raw_block
+from django_objectstore.client._io import (
+    BLOCK_SIZE,
+    check_same_process,
+    translate_transport_error,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["READ_AHEAD_BLOCKS", "ReadAhead", "ResponseStream", "skip_bytes"]
+__all__ = ["READ_AHEAD_BLOCKS", "ReadAhead", "ResponseStream", "read_first_block", "skip_bytes"]
 
 
 class ResponseStream(io.RawIOBase):
@@ -38,6 +42,7 @@ class ResponseStream(io.RawIOBase):
         self._response = response
         self._remaining = limit  # bytes still to hand out, when cut short
         self._eof = False
+        self._pid = os.getpid()  # only this process may read (fork safety)
 
     def readable(self) -> bool:
         return True
@@ -53,6 +58,7 @@ class ResponseStream(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if size is None or size < 0:
             return self.readall()
         if self._eof or size == 0:
@@ -90,6 +96,7 @@ class ResponseStream(io.RawIOBase):
         # read into a buffer of its own and copy).
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if self._eof or not view.nbytes:
             return 0
         try:
@@ -99,6 +106,32 @@ class ResponseStream(io.RawIOBase):
             raise translate_transport_error(exc, "payload read") from exc
         if count:
             return count
+        self._check_complete(fp)
+        self._finish()
+        return 0
+
+    def read_direct(self, size: int) -> bytes:
+        """Up to ``size`` bytes (``b""`` at the end) read by http.client
+        straight into the bytes object returned: one copy, no urllib3 layer."""
+        fp = getattr(self._response, "_fp", None)
+        if self._remaining is not None or not isinstance(fp, http.client.HTTPResponse):
+            return self.read(size)
+        if self.closed:
+            raise ValueError("I/O operation on closed payload stream")
+        if self._eof:
+            return b""
+        try:
+            data = fp.read(size)
+        except (OSError, http.client.HTTPException) as exc:
+            self._response.close()
+            raise translate_transport_error(exc, "payload read") from exc
+        if data:
+            return data
+        self._check_complete(fp)
+        self._finish()
+        return b""
+
+    def _check_complete(self, fp: http.client.HTTPResponse) -> None:
         if not fp.chunked and fp.length:  # http.client does not complain
             self._response.close()
             # What urllib3 raises for a body shorter than its Content-Length.
@@ -106,8 +139,6 @@ class ResponseStream(io.RawIOBase):
             short = urllib3.exceptions.IncompleteRead(max(total - fp.length, 0), fp.length)
             broken = urllib3.exceptions.ProtocolError(f"Connection broken: {short!r}", short)
             raise translate_transport_error(broken, "payload read")
-        self._finish()
-        return 0
 
     def close(self) -> None:
         if self.closed:
@@ -130,6 +161,21 @@ def skip_bytes(stream: IO[bytes], count: int) -> None:
 READ_AHEAD_BLOCKS: Final = 4
 
 
+def read_first_block(stream: ResponseStream, block_size: int = BLOCK_SIZE) -> tuple[bytearray, int]:
+    """A buffer of ``block_size`` and how many bytes of ``stream`` it holds
+    (fewer only at the end); the stream is closed if the read fails."""
+    first = bytearray(block_size)
+    view = memoryview(first)
+    count = 0
+    try:
+        while count < block_size and (got := stream.readinto(view[count:])):
+            count += got
+    except BaseException:
+        stream.close()
+        raise
+    return first, count
+
+
 class ReadAhead(io.RawIOBase):
     """A response body read by a helper thread up to ``READ_AHEAD_BLOCKS``
     blocks of ``BLOCK_SIZE`` ahead of the reader, so socket reads overlap
@@ -144,32 +190,24 @@ class ReadAhead(io.RawIOBase):
     stream, and discards it when the reader closes early or a read fails
     (the error is raised in the reader's thread by its next read)."""
 
-    def __init__(self, stream: ResponseStream, *, block_size: int = BLOCK_SIZE) -> None:
+    def __init__(
+        self, stream: ResponseStream, first: bytearray, count: int, *, block_size: int = BLOCK_SIZE
+    ) -> None:
         super().__init__()
         self._stream = stream
         self._filled: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
         self._free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(READ_AHEAD_BLOCKS + 1):
+        for _ in range(READ_AHEAD_BLOCKS):
             self._free.put(bytearray(block_size))
         self._stop = threading.Event()
         self._held: bytearray | None = None  # the block the reader is on
         self._pending = memoryview(b"")
         self._done = False
         self._thread: threading.Thread | None = None
-        # The first block is read here. If it starts with a raw (stored) zstd
-        # block, the payload does not compress: decoding it is a copy, and a
-        # helper thread would cost more than it overlaps, so the reader's own
-        # thread reads on (no thread is started).
-        first = self._free.get_nowait()
-        try:
-            count = stream.readinto(first)
-        except BaseException:
-            stream.close()
-            raise
+        self._pid = os.getpid()  # the helper thread does not survive a fork
+        # The first block (``count`` bytes of ``first``) was read by the caller.
         self._filled.put((first, count))
-        #: The payload starts with a raw (stored) zstd block: it does not compress.
-        self.raw = bool(count) and starts_with_raw_block(memoryview(first)[:count])
-        if count and not self.raw:
+        if count:
             self._thread = threading.Thread(
                 target=self._pump, name="objectstore-read-ahead", daemon=True
             )
@@ -232,6 +270,7 @@ class ReadAhead(io.RawIOBase):
     def read(self, size: int | None = -1) -> memoryview:
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if size is None or size < 0:
             size = sys.maxsize
         if size == 0 or not self._next():
@@ -241,6 +280,7 @@ class ReadAhead(io.RawIOBase):
         return pending[:size]
 
     def readinto(self, buffer: WriteableBuffer) -> int:
+        check_same_process(self._pid)
         view = memoryview(buffer).cast("B")
         if not view.nbytes or not self._next():
             return 0

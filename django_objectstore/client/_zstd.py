@@ -34,18 +34,26 @@ from django_objectstore.client._io import (
 __all__ = [
     "BLOCK_HEADER",
     "BLOCK_RAW",
+    "BLOCK_RESERVED",
+    "BLOCK_RLE",
     "CHECKSUM",
     "FRAME_SIZE",
     "MAGIC",
     "MAX_FRAME_HEADER",
     "RAW_BLOCK",
     "RAW_FRAME_HEADER",
+    "SKIPPABLE_HEADER",
     "ZSTD_LEVEL",
+    "block_size",
     "compress_frame",
     "compress_small",
     "compressed_frames",
     "compressor",
     "frame_chunks",
+    "frame_header",
+    "frame_header_length",
+    "frame_info",
+    "is_skippable",
     "parse_block_header",
     "raw_block_header",
     "starts_with_raw_block",
@@ -86,6 +94,56 @@ RAW_BLOCK: Final = 128 * 1024
 RAW_FRAME_HEADER: Final = MAGIC + bytes([0x00, 7 << 3])
 
 
+#: Bytes before the content of a skippable frame: magic and a 4-byte size.
+SKIPPABLE_HEADER: Final = 8
+# Frame header descriptor bits.
+_SINGLE_SEGMENT: Final = 0x20
+_HAS_CHECKSUM: Final = 0x04
+_DICTIONARY_ID_BYTES: Final = (0, 1, 2, 4)
+_CONTENT_SIZE_BYTES: Final = (0, 2, 4, 8)
+
+
+def is_skippable(magic: Buffer) -> bool:
+    """True for the magic number of a skippable frame (0x184D2A50-5F)."""
+    return int.from_bytes(magic[:4], "little") & 0xFFFFFFF0 == 0x184D2A50
+
+
+def frame_header_length(descriptor: int) -> int:
+    """Bytes of a frame header (magic included) whose descriptor byte (the
+    fifth) is ``descriptor``."""
+    window = 0 if descriptor & _SINGLE_SEGMENT else 1
+    return 5 + window + _DICTIONARY_ID_BYTES[descriptor & 3] + _fcs_bytes(descriptor)
+
+
+def frame_info(header: Buffer) -> tuple[int, bool, bool]:
+    """(window size, has checksum, uses a dictionary) of the frame whose
+    whole header is ``header``."""
+    descriptor = header[4]
+    dictionary = _DICTIONARY_ID_BYTES[descriptor & 3]
+    uses_dictionary = dictionary > 0 and any(
+        header[-dictionary - _fcs_bytes(descriptor) :][:dictionary]
+    )
+    checksum = bool(descriptor & _HAS_CHECKSUM)
+    if descriptor & _SINGLE_SEGMENT:  # the window is the content
+        size_bytes = _fcs_bytes(descriptor)
+        content = int.from_bytes(header[len(header) - size_bytes :], "little")
+        return content + (256 if size_bytes == 2 else 0), checksum, uses_dictionary
+    exponent, mantissa = header[5] >> 3, header[5] & 7
+    base = 1 << (10 + exponent)
+    return base + (base >> 3) * mantissa, checksum, uses_dictionary
+
+
+def _fcs_bytes(descriptor: int) -> int:
+    return _CONTENT_SIZE_BYTES[descriptor >> 6] or (1 if descriptor & _SINGLE_SEGMENT else 0)
+
+
+def frame_header(window: int) -> bytes:
+    """Header of a frame with a window of at least ``window`` bytes and no
+    content size, checksum or dictionary."""
+    log = max(10, (max(window, 1) - 1).bit_length())
+    return MAGIC + bytes([0x00, (log - 10) << 3])
+
+
 def raw_block_header(size: int, last: bool) -> bytes:
     """Header of a raw block of ``size`` bytes."""
     return ((size << 3) | (BLOCK_RAW << 1) | int(last)).to_bytes(BLOCK_HEADER, "little")
@@ -96,6 +154,11 @@ def parse_block_header(header: Buffer) -> tuple[bool, int, int]:
     value = int.from_bytes(header[:BLOCK_HEADER], "little")
     kind = (value >> 1) & 3
     return bool(value & 1), kind, 1 if kind == BLOCK_RLE else value >> 3
+
+
+def block_size(header: Buffer) -> int:
+    """Decoded bytes of a raw or RLE block (its size field)."""
+    return int.from_bytes(header[:BLOCK_HEADER], "little") >> 3
 
 
 def starts_with_raw_block(data: memoryview) -> bool:

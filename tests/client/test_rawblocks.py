@@ -1,0 +1,206 @@
+"""Incompressible payloads read by slicing raw zstd blocks (``RawBlocks``):
+every zstd stream still decodes exactly as zstandard decodes it, whatever
+mix of raw, RLE and compressed blocks, frames, checksums and skippable frames
+it holds; and large gets of incompressible objects take that path."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import threading
+
+import pytest
+import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from django_objectstore.client import Client, SecretKey, Session, Usecase
+from django_objectstore.client._rawblocks import RawBlocks
+from django_objectstore.client._rawframe import raw_frame_chunks
+from django_objectstore.client._zstd import MAGIC, raw_block_header
+from django_objectstore.server import LocalServer
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+class BytesSource:
+    """An in-memory ``Source`` that returns at most ``step`` bytes a read."""
+
+    def __init__(self, data: bytes, step: int = 1 << 30) -> None:
+        self.stream = io.BytesIO(data)
+        self.step = step
+        self.closed = False
+
+    def read_direct(self, size: int) -> bytes:
+        return self.stream.read(min(size, self.step))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def decode(stream: bytes, *, prefix: int = 0, step: int = 1 << 30, read: int = MIB) -> bytes:
+    """Decoded by ``RawBlocks`` whose first buffer held ``prefix`` bytes, from
+    a source handing out ``step`` bytes at most, read ``read`` at a time."""
+    reader = RawBlocks(memoryview(stream[:prefix]), BytesSource(stream[prefix:], step))
+    out = []
+    while chunk := reader.read(read):
+        out.append(chunk)
+    reader.close()
+    return b"".join(out)
+
+
+def raw_frame(data: bytes) -> bytes:
+    return b"".join(bytes(chunk) for chunk in raw_frame_chunks(data, len(data)))
+
+
+def official(data: bytes, **kwargs: object) -> bytes:
+    """A frame as the official client writes it (streamed: no content size)."""
+    compressor = zstandard.ZstdCompressor(level=3, **kwargs)  # type: ignore[arg-type]
+    stream = compressor.compressobj()
+    return stream.compress(data) + stream.flush()
+
+
+def expected(stream: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True).read()
+
+
+NOISE = os.urandom(3 * MIB)
+
+
+def test_official_frame_of_random_bytes() -> None:
+    stream = official(NOISE)
+    assert decode(stream) == NOISE
+    assert decode(stream, prefix=1000, step=4000, read=10_000) == NOISE
+
+
+def test_compressed_blocks_after_raw_ones_refer_back_into_the_window() -> None:
+    # Random bytes (raw blocks), then text and a repeat of recent bytes: the
+    # compressed blocks' matches reach into the raw blocks' output.
+    data = NOISE[: 2 * MIB] + b"abc" * 100_000 + NOISE[MIB : MIB + 700 * KIB] + NOISE[:1000]
+    stream = official(data)
+    assert decode(stream) == data
+    assert decode(stream, prefix=5, step=777, read=3000) == data
+
+
+def test_frames_checksums_skippable_rle_and_raw_frames() -> None:
+    text = b"the quick brown fox " * 20_000
+    rle = (
+        MAGIC
+        + bytes([0x00, 7 << 3])
+        + raw_block_header(5, False)
+        + b"hello"
+        + ((100_000 << 3) | (1 << 1)).to_bytes(3, "little")  # RLE block, not last
+        + b"z"
+        + raw_block_header(0, True)
+    )
+    skippable = struct.pack("<II", 0x184D2A53, 6) + b"ignore"
+    parts = [
+        raw_frame(NOISE[:MIB]),
+        skippable,
+        official(text, write_checksum=True),
+        rle,
+        official(NOISE[: 200 * KIB]),
+        zstandard.ZstdCompressor().compress(text),  # content size, single segment
+        raw_frame(b""),
+    ]
+    stream = b"".join(parts)
+    assert expected(stream) == NOISE[:MIB] + text + b"hello" + b"z" * 100_000 + (
+        NOISE[: 200 * KIB] + text
+    )
+    assert decode(stream) == expected(stream)
+    assert decode(stream, prefix=100, step=1000, read=50_000) == expected(stream)
+
+
+def test_truncated_streams_raise() -> None:
+    stream = official(NOISE[:MIB])
+    for cut in (3, 7, len(stream) // 2, len(stream) - 1):
+        with pytest.raises(zstandard.ZstdError, match=r"truncated|end"):
+            decode(stream[:cut])
+    with pytest.raises(zstandard.ZstdError):
+        decode(b"not zstd at all")
+
+
+pieces = st.one_of(
+    st.builds(lambda n: ("noise", n), st.integers(0, 400 * KIB)),
+    st.builds(lambda n: ("text", n), st.integers(0, 200 * KIB)),
+    st.builds(lambda n: ("repeat", n), st.integers(1, 300 * KIB)),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.lists(pieces, min_size=1, max_size=4), min_size=1, max_size=3),
+    st.sampled_from(["official", "checksum", "raw", "sized"]),
+    st.integers(1, 70_000),
+    st.integers(1, 300_000),
+)
+def test_any_stream_decodes_as_zstandard_decodes_it(
+    frames: list[list[tuple[str, int]]], kind: str, step: int, read: int
+) -> None:
+    stream = b""
+    for frame in frames:
+        data = b""
+        for what, size in frame:
+            if what == "noise":
+                data += NOISE[len(data) % MIB :][:size]
+            elif what == "text":
+                data += (b"%d lorem ipsum " % size) * (size // 16)
+            else:
+                data += data[-size:]
+        if kind == "raw":
+            stream += raw_frame(data)
+        elif kind == "sized":
+            stream += zstandard.ZstdCompressor(level=3).compress(data)
+        else:
+            stream += official(data, write_checksum=kind == "checksum")
+    assert decode(stream, prefix=min(len(stream), 50), step=step, read=read) == expected(stream)
+
+
+# -- through the client ----------------------------------------------------------
+
+
+@pytest.fixture
+def stored(client: Client, org: int) -> Session:
+    return client.session(Usecase("test"), org=org)
+
+
+def test_large_incompressible_get_slices_raw_blocks(stored: Session) -> None:
+    data = os.urandom(6 * MIB)
+    for name, body in (("official", official(data)), ("raw", raw_frame(data))):
+        key = stored.put(body, key=name, precompressed="zstd")
+        got = stored.get(key)
+        assert got is not None
+        with got.payload as payload:
+            assert isinstance(payload, RawBlocks)
+            assert payload.read(1000) == data[:1000]
+            chunk = payload.read(MIB)  # the rest of the first raw block
+            assert chunk == data[1000 : 128 * KIB]
+            assert payload.read() == data[128 * KIB :]
+        assert threads_named("objectstore-read-ahead") == []
+
+
+def test_mixed_object_switches_to_zstandard(stored: Session) -> None:
+    data = NOISE + b"text " * 300_000 + NOISE[:MIB]
+    key = stored.put(official(data), key="mixed", precompressed="zstd")
+    got = stored.get(key)
+    assert got is not None
+    with got.payload as payload:
+        assert payload.read() == data
+    assert stored.head("mixed") is not None  # the connection went back, still usable
+
+
+def test_truncated_object_raises(server: LocalServer, secret_key: SecretKey, org: int) -> None:
+    data = os.urandom(5 * MIB)
+    with Client(server.url, token=secret_key) as client:
+        session = client.session(Usecase("test"), org=org)
+        key = session.put(official(data)[: 4 * MIB + 123], key="cut", precompressed="zstd")
+        got = session.get(key)
+        assert got is not None
+        with got.payload as payload, pytest.raises(zstandard.ZstdError, match="truncated"):
+            payload.read()
+
+
+def threads_named(prefix: str) -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
