@@ -48,7 +48,6 @@ __all__ = [
     "encode_header_value",
     "encode_path",
     "encode_query_value",
-    "format_byte_range",
     "format_duration",
     "format_expiration",
     "format_timestamp",
@@ -56,7 +55,6 @@ __all__ = [
     "invalid_scope_char",
     "invalid_usecase",
     "is_auth_refusal",
-    "parse_content_range",
     "parse_duration",
     "parse_expiration",
     "parse_scopes",
@@ -444,37 +442,3 @@ def presign_canonical_string(method: str, raw_path: str, raw_query: str) -> str:
     if method == "HEAD":
         method = "GET"
     return f"{method}\n{raw_path}\n{canonical_query(raw_query)}"
-
-
-# -- byte ranges (section 7) -------------------------------------------------
-
-
-def format_byte_range(start: int, end: int | None) -> str:
-    """The ``Range`` value for stored bytes ``start``..``end`` (inclusive;
-    ``end=None`` reads to the end; a negative ``start`` without ``end`` reads
-    the last ``-start`` bytes). ``ValueError`` for ranges that say nothing."""
-    if start < 0:
-        if end is not None:
-            raise ValueError("a suffix range (negative start) takes no end")
-        return f"bytes={start}"
-    if end is None:
-        return f"bytes={start}-"
-    if end < start:
-        raise ValueError(f"range end {end} is before start {start}")
-    return f"bytes={start}-{end}"
-
-
-def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]:
-    """``bytes 0-4/22`` -> (0, 4, 22); ``bytes */22`` -> (None, None, 22);
-    an unknown total (``*``) is ``None``. ``ValueError`` if malformed."""
-    unit, _, rest = value.strip().partition(" ")
-    span, slash, total_text = rest.partition("/")
-    if unit.lower() != "bytes" or not slash:
-        raise ValueError(f"invalid Content-Range {value!r}")
-    total = None if total_text == "*" else int(total_text)
-    if span == "*":
-        return None, None, total
-    first, dash, last = span.partition("-")
-    if not dash:
-        raise ValueError(f"invalid Content-Range {value!r}")
-    return int(first), int(last), total

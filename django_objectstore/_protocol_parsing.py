@@ -1,6 +1,7 @@
 """Upstream's parsers for values a server receives (sections 7, 8.2, 11):
 unsigned numbers as Rust's ``str::parse`` reads them, the ``Range`` header
-grammar, and JSON bodies that may be nested without bound. Wire rules like
+grammar (and the ``Range``/``Content-Range`` forms clients send and read),
+and JSON bodies that may be nested without bound. Wire rules like
 those of ``_protocol`` (kept beside it, which is at its size limit): pure,
 no I/O, importing neither Django, the client nor the server."""
 
@@ -10,7 +11,15 @@ import json
 import re
 from typing import Final
 
-__all__ = ["U32_MAX", "U64_MAX", "loads_json", "parse_range", "parse_unsigned"]
+__all__ = [
+    "U32_MAX",
+    "U64_MAX",
+    "format_byte_range",
+    "loads_json",
+    "parse_content_range",
+    "parse_range",
+    "parse_unsigned",
+]
 
 #: Largest values of the unsigned integer types upstream parses into.
 U32_MAX: Final = 2**32 - 1
@@ -71,3 +80,37 @@ def loads_json(raw: bytes | str) -> object:
         return json.loads(raw)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+# -- byte ranges as clients send and read them (section 7) -----------------
+
+
+def format_byte_range(start: int, end: int | None) -> str:
+    """The ``Range`` value for stored bytes ``start``..``end`` (inclusive;
+    ``end=None`` reads to the end; a negative ``start`` without ``end`` reads
+    the last ``-start`` bytes). ``ValueError`` for ranges that say nothing."""
+    if start < 0:
+        if end is not None:
+            raise ValueError("a suffix range (negative start) takes no end")
+        return f"bytes={start}"
+    if end is None:
+        return f"bytes={start}-"
+    if end < start:
+        raise ValueError(f"range end {end} is before start {start}")
+    return f"bytes={start}-{end}"
+
+
+def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]:
+    """``bytes 0-4/22`` -> (0, 4, 22); ``bytes */22`` -> (None, None, 22);
+    an unknown total (``*``) is ``None``. ``ValueError`` if malformed."""
+    unit, _, rest = value.strip().partition(" ")
+    span, slash, total_text = rest.partition("/")
+    if unit.lower() != "bytes" or not slash:
+        raise ValueError(f"invalid Content-Range {value!r}")
+    total = None if total_text == "*" else int(total_text)
+    if span == "*":
+        return None, None, total
+    first, dash, last = span.partition("-")
+    if not dash:
+        raise ValueError(f"invalid Content-Range {value!r}")
+    return int(first), int(last), total

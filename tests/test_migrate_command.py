@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from tests.testapp.storages import InterruptingStorage
 pytestmark = [pytest.mark.usefixtures("objectstore"), pytest.mark.django_db]
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = {"legacy/a.txt": b"alpha" * 1000, "legacy/b.bin": os.urandom(300_000), "legacy/c.txt": b""}
+FILES = {"a.txt": b"alpha" * 1000, "b.bin": os.urandom(300_000), "c.txt": b""}
 
 
 @pytest.fixture(autouse=True)
@@ -37,10 +38,17 @@ def media(tmp_path: Path) -> Any:
         yield tmp_path / "media"
 
 
-def legacy_rows() -> list[LegacyUpload]:
+@pytest.fixture
+def folder() -> str:
+    """A folder of its own per test: the test server keeps objects between
+    tests, and names are keys."""
+    return f"legacy/{uuid.uuid4().hex[:8]}"
+
+
+def legacy_rows(folder: str) -> list[LegacyUpload]:
     rows = []
     for name, data in FILES.items():
-        stored = default_storage.save(name, ContentFile(data))
+        stored = default_storage.save(f"{folder}/{name}", ContentFile(data))
         rows.append(LegacyUpload.objects.create(file=stored))
     return rows
 
@@ -62,18 +70,18 @@ def assert_in_objectstore(rows: list[LegacyUpload], usecase: str = "plain") -> N
             assert handle.read() == data, row.file.name
 
 
-def test_copies_verifies_and_updates_rows() -> None:
-    rows = legacy_rows()
+def test_copies_verifies_and_updates_rows(folder: str) -> None:
+    rows = legacy_rows(folder)
     out, err = migrate("testapp.LegacyUpload.file", "--usecase", "plain")
     assert "Copied 3 files (297.9 KiB); 0 already in Objectstore; 0 failed." in out
     assert err == ""  # not a terminal: no progress bar
     assert_in_objectstore(rows)
     # The sources are left alone.
-    assert all(default_storage.exists(name) for name in FILES)
+    assert all(default_storage.exists(f"{folder}/{name}") for name in FILES)
 
 
-def test_rerun_skips_what_is_done() -> None:
-    rows = legacy_rows()
+def test_rerun_skips_what_is_done(folder: str) -> None:
+    rows = legacy_rows(folder)
     migrate("testapp.LegacyUpload.file", "--usecase", "plain")
     names = sorted(LegacyUpload.objects.values_list("file", flat=True))
     out, _ = migrate("testapp.LegacyUpload.file", "--usecase", "plain")
@@ -82,8 +90,8 @@ def test_rerun_skips_what_is_done() -> None:
     assert_in_objectstore(rows)
 
 
-def test_interrupted_run_resumes() -> None:
-    rows = legacy_rows()
+def test_interrupted_run_resumes(folder: str) -> None:
+    rows = legacy_rows(folder)
     storages = {
         "default": {"BACKEND": "tests.testapp.storages.InterruptingStorage"},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -102,33 +110,34 @@ def test_interrupted_run_resumes() -> None:
     assert_in_objectstore(rows)
 
 
-def test_a_failing_file_is_reported_and_the_rest_go_on() -> None:
-    rows = legacy_rows()
-    broken = LegacyUpload.objects.create(file="legacy/gone.txt")
+def test_a_failing_file_is_reported_and_the_rest_go_on(folder: str) -> None:
+    rows = legacy_rows(folder)
+    broken = LegacyUpload.objects.create(file=f"{folder}/gone.txt")
     with pytest.raises(CommandError, match="1 file\\(s\\) failed") as raised:
         migrate("testapp.LegacyUpload.file", "--usecase", "plain")
-    assert "FAILED testapp.LegacyUpload.file 'legacy/gone.txt': missing" in str(raised.value)
+    assert f"FAILED testapp.LegacyUpload.file '{folder}/gone.txt': missing" in str(raised.value)
     assert "Copied 3 files" in str(raised.value)
     assert_in_objectstore(rows)
     broken.refresh_from_db()
-    assert broken.file.name == "legacy/gone.txt"
+    assert broken.file.name == f"{folder}/gone.txt"
 
 
-def test_dry_run_changes_nothing() -> None:
-    legacy_rows()
+def test_dry_run_changes_nothing(folder: str) -> None:
+    legacy_rows(folder)
     before = list(LegacyUpload.objects.values_list("file", flat=True))
     out, _ = migrate("testapp.LegacyUpload.file", "--usecase", "plain", "--dry-run", "-v", "2")
     assert "Dry run: would copy 3 files (297.9 KiB); 0 already in Objectstore; 0 failed." in out
-    assert "would copy testapp.LegacyUpload.file legacy/a.txt (5000 bytes)" in out
+    assert f"would copy testapp.LegacyUpload.file {folder}/a.txt (5000 bytes)" in out
     assert list(LegacyUpload.objects.values_list("file", flat=True)) == before
     out, _ = migrate("testapp.LegacyUpload.file", "--usecase", "plain")
     assert "Copied 3 files" in out
 
 
-def test_whole_storage_and_progress_bar() -> None:
-    rows = legacy_rows()
+def test_whole_storage_and_progress_bar(folder: str) -> None:
+    rows = legacy_rows(folder)
     extra = LegacyUpload.objects.create(
-        file=rows[0].file.name, other=default_storage.save("other/x.txt", ContentFile(b"x"))
+        file=rows[0].file.name,
+        other=default_storage.save(f"other/{folder}/x.txt", ContentFile(b"x")),
     )
     storages = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -203,11 +212,11 @@ def test_memory_stays_bounded_for_a_big_file(tmp_path: Path) -> None:
     assert grown < 64 * 1024, f"peak RSS grew by {grown // 1024} MiB migrating 256 MiB"
 
 
-def test_scoped_field_gets_the_scope_it_gives_new_files() -> None:
+def test_scoped_field_gets_the_scope_it_gives_new_files(folder: str) -> None:
     """A field switched to ObjectstoreFileField (scope from the row) while its
     files are still on the old storage: copies land under each row's scope."""
-    first = default_storage.save("notes/a.txt", ContentFile(b"org five"))
-    second = default_storage.save("notes/b.txt", ContentFile(b"org six"))
+    first = default_storage.save(f"notes/{folder}/a.txt", ContentFile(b"org five"))
+    second = default_storage.save(f"notes/{folder}/b.txt", ContentFile(b"org six"))
     rows = [Note.objects.create(org_id=5, file=first), Note.objects.create(org_id=6, file=second)]
     out, _ = migrate("testapp.Note.file", "--from", "default")
     assert "Copied 2 files" in out

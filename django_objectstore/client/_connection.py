@@ -151,8 +151,12 @@ class _ForkSafePoolMixin:
     docstring). Costs one ``os.getpid()`` per checkout and per release."""
 
     pool: Any
-    _owner_pid: int
     _send_timeout: float | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._owner_pid = os.getpid()
+        _pools.add(self)
 
     def _new_conn(self) -> Any:
         made = super()._new_conn()  # type: ignore[misc]
@@ -220,6 +224,4 @@ def connection_pool(base_url: str, **kwargs: Any) -> connectionpool.HTTPConnecti
     made = pool_class(parsed.host or "", port=port, **kwargs)
     made.ConnectionCls = HTTPSConnection if scheme == "https" else HTTPConnection
     made._send_timeout = _send_timeout(kwargs.get("timeout"))
-    made._owner_pid = os.getpid()
-    _pools.add(made)
     return made

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import IO, Final, cast
+from typing import IO, Final, NamedTuple, cast
 
 import zstandard
 from urllib3.response import HTTPResponse
 
-from django_objectstore import _protocol
+from django_objectstore import _protocol_parsing
 from django_objectstore.client._frames import FrameDecoder
 from django_objectstore.client._io import BLOCK_SIZE
 from django_objectstore.client._rawblocks import RawBlocks
@@ -36,7 +36,7 @@ from django_objectstore.client._zstd import starts_with_raw_block
 from django_objectstore.client.errors import RequestError
 from django_objectstore.client.metadata import Metadata
 
-__all__ = ["payload_stream", "range_payload"]
+__all__ = ["GetResponse", "RangeResponse", "payload_stream", "range_payload"]
 
 # Compressed bodies at least this big (or of unknown size) are read ahead
 # by a helper thread.
@@ -46,6 +46,29 @@ _READ_AHEAD_MIN: Final = 4 * BLOCK_SIZE
 # took 12.4 ms against 11.1 ms for one thread; 32 MiB 26.6 ms against 33.4).
 _DECODE_THREADS: Final = 4
 _PARALLEL_DECODE_MIN: Final = 4 * BLOCK_SIZE
+
+
+class GetResponse(NamedTuple):
+    """Result of ``Session.get``: the metadata and a readable, closeable
+    binary stream of the payload (decompressed unless asked otherwise)."""
+
+    metadata: Metadata
+    payload: IO[bytes]
+
+
+class RangeResponse(NamedTuple):
+    """Result of ``Session.get_range``: bytes ``start``..``end`` (inclusive)
+    of the object *as stored* (compressed bytes for a compressed object),
+    and ``total_size``, the stored size of the whole object (``None`` only
+    if the server ignored the range and did not report a size). When the
+    range starts beyond the object, ``payload`` is empty and ``start`` equals
+    ``total_size``."""
+
+    metadata: Metadata
+    payload: IO[bytes]
+    start: int
+    end: int
+    total_size: int | None
 
 
 def payload_stream(
@@ -141,7 +164,7 @@ def range_payload(
 def _content_range(response: HTTPResponse) -> tuple[int | None, int | None, int | None]:
     value = response.headers.get("content-range") or ""
     try:
-        return _protocol.parse_content_range(value)
+        return _protocol_parsing.parse_content_range(value)
     except ValueError:
         if response.status == 416:
             return None, None, None  # the size is only informative here

@@ -16,6 +16,7 @@ reader, so any zstd stream reads correctly, just not in parallel.
 from __future__ import annotations
 
 import io
+import os
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import IO, TYPE_CHECKING, Final, cast
 
 import zstandard
 
-from django_objectstore.client._io import BLOCK_SIZE
+from django_objectstore.client._io import BLOCK_SIZE, check_same_process
 from django_objectstore.client._zstd import (
     BLOCK_HEADER,
     BLOCK_RESERVED,
@@ -103,6 +104,7 @@ class FrameDecoder(io.RawIOBase):
         self._rest: zstandard.ZstdDecompressionReader | None = None  # once needed
         self._current = memoryview(b"")
         self._whole = b""  # the decoded frame ``_current`` is a view of
+        self._pid = os.getpid()  # the worker threads do not survive a fork
 
     def readable(self) -> bool:
         return True
@@ -215,6 +217,7 @@ class FrameDecoder(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if size is None or size < 0:
             return self.readall()
         if size == 0:
@@ -227,6 +230,7 @@ class FrameDecoder(io.RawIOBase):
         return b""
 
     def readall(self) -> bytes:
+        check_same_process(self._pid)
         chunks: list[bytes] = []
         while self._next():
             chunks.append(self._take(sys.maxsize))
@@ -236,6 +240,7 @@ class FrameDecoder(io.RawIOBase):
         return b"".join(chunks)
 
     def readinto(self, buffer: WriteableBuffer) -> int:
+        check_same_process(self._pid)
         view = memoryview(buffer).cast("B")
         if not view.nbytes:
             return 0

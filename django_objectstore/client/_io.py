@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import ssl
 from collections.abc import Generator, Iterable
 from typing import IO, Final, TypeAlias, cast
@@ -25,6 +26,7 @@ __all__ = [
     "Body",
     "Buffer",
     "Counter",
+    "check_same_process",
     "counted",
     "iter_source",
     "known_size",
@@ -79,6 +81,18 @@ def _as_urllib3_error(exc: Exception) -> urllib3.exceptions.HTTPError:
     if isinstance(exc, ssl.SSLError):
         return urllib3.exceptions.SSLError(exc)
     return urllib3.exceptions.ProtocolError(f"Connection broken: {exc!r}", exc)
+
+
+def check_same_process(opened_by: int) -> None:
+    """``RuntimeError`` if this is not the process ``opened_by``: a payload
+    opened before a ``fork`` shares its socket with the parent (and its helper
+    threads did not survive the fork), so a child must not read it."""
+    if os.getpid() != opened_by:
+        raise RuntimeError(
+            f"this payload was opened in process {opened_by}, before a fork; a forked "
+            "process cannot read it (its connection belongs to the parent): call get() "
+            "again in this process"
+        )
 
 
 def known_size(contents: object) -> int | None:

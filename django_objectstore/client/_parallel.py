@@ -30,6 +30,7 @@ from django_objectstore.client._io import Body, Buffer, Counter, counted, iter_s
 from django_objectstore.client._session import SessionCore, UploadOptions
 from django_objectstore.client._zstd import frame_chunks
 from django_objectstore.client.multipart import CompletePart, MultipartUpload, initiate
+from django_objectstore.client.tracing import current_span, spans_under
 
 __all__ = ["MAX_PARTS", "effective_part_size", "parallel_put"]
 
@@ -77,11 +78,12 @@ def _cut(chunks: Iterable[Buffer], part_size: int) -> Generator[Buffer]:
 
 
 def _send_part(
-    upload: MultipartUpload, number: int, box: list[Buffer], totals: _Totals
+    upload: MultipartUpload, number: int, box: list[Buffer], totals: _Totals, span: object
 ) -> CompletePart:
     payload = box.pop()  # the box is the only other reference: freed once sent
     size = memoryview(payload).nbytes
-    part = upload.put_part(payload, part_number=number, content_length=size)
+    with spans_under(span):  # this worker thread's part span is a child of the put's
+        part = upload.put_part(payload, part_number=number, content_length=size)
     with totals.lock:
         totals.stored += size
     return part
@@ -103,6 +105,7 @@ def parallel_put(
     part_size = effective_part_size(options.part_size, source_size)
     workers = options.workers
     upload = initiate(session, key, headers)
+    span = current_span()
     totals = _Totals()
     slots = threading.BoundedSemaphore(workers)
     futures: list[Future[CompletePart]] = []
@@ -120,7 +123,7 @@ def parallel_put(
                 if any(f.done() and f.exception() is not None for f in futures):
                     slots.release()
                     break
-                future = pool.submit(_send_part, upload, number, [payload], totals)
+                future = pool.submit(_send_part, upload, number, [payload], totals, span)
                 del payload
                 future.add_done_callback(lambda _f: slots.release())
                 futures.append(future)
@@ -128,7 +131,7 @@ def parallel_put(
                 if not futures:
                     # Empty source, uncompressed: one empty part makes an
                     # empty object (a compressed one always has a frame).
-                    futures.append(pool.submit(_send_part, upload, 1, [b""], totals))
+                    futures.append(pool.submit(_send_part, upload, 1, [b""], totals, span))
             wait(futures, return_when=FIRST_EXCEPTION)
             for future in futures:
                 if future.done() and future.exception() is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
 import queue
 import sys
 import threading
@@ -17,7 +18,11 @@ from typing import IO, TYPE_CHECKING, Final
 
 import urllib3
 
-from django_objectstore.client._io import BLOCK_SIZE, translate_transport_error
+from django_objectstore.client._io import (
+    BLOCK_SIZE,
+    check_same_process,
+    translate_transport_error,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -37,6 +42,7 @@ class ResponseStream(io.RawIOBase):
         self._response = response
         self._remaining = limit  # bytes still to hand out, when cut short
         self._eof = False
+        self._pid = os.getpid()  # only this process may read (fork safety)
 
     def readable(self) -> bool:
         return True
@@ -52,6 +58,7 @@ class ResponseStream(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if size is None or size < 0:
             return self.readall()
         if self._eof or size == 0:
@@ -89,6 +96,7 @@ class ResponseStream(io.RawIOBase):
         # read into a buffer of its own and copy).
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if self._eof or not view.nbytes:
             return 0
         try:
@@ -110,6 +118,7 @@ class ResponseStream(io.RawIOBase):
             return self.read(size)
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if self._eof:
             return b""
         try:
@@ -196,6 +205,7 @@ class ReadAhead(io.RawIOBase):
         self._pending = memoryview(b"")
         self._done = False
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()  # the helper thread does not survive a fork
         # The first block (``count`` bytes of ``first``) was read by the caller.
         self._filled.put((first, count))
         if count:
@@ -261,6 +271,7 @@ class ReadAhead(io.RawIOBase):
     def read(self, size: int | None = -1) -> memoryview:
         if self.closed:
             raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
         if size is None or size < 0:
             size = sys.maxsize
         if size == 0 or not self._next():
@@ -270,6 +281,7 @@ class ReadAhead(io.RawIOBase):
         return pending[:size]
 
     def readinto(self, buffer: WriteableBuffer) -> int:
+        check_same_process(self._pid)
         view = memoryview(buffer).cast("B")
         if not view.nbytes or not self._next():
             return 0

@@ -1,15 +1,17 @@
 """Authentication: Ed25519-signed JWTs and pre-signature keys.
 
-``SecretKey`` parses its PEM private key once (on first use) and can hand out
-cached tokens: the client reuses one signed token per (usecase, scope,
-permissions, expiry) until only a quarter of its validity is left, so a busy
-session signs a few tokens a minute instead of one per request.
+Tokens are signed with PyJWT (``EdDSA``, header ``kid``), exactly as the
+official client signs them: same header, same claims, same bytes for the same
+second. ``SecretKey`` parses its PEM private key once (on first use) and hands
+PyJWT the parsed key, and it can hand out cached tokens: the client reuses one
+signed token per (usecase, scope, permissions, expiry) until only a quarter of
+its validity is left, so a busy session signs a few tokens a minute instead of
+one per request.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import threading
 import time
@@ -17,6 +19,7 @@ import weakref
 from enum import StrEnum
 from typing import Final, Self, TypeAlias
 
+import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -71,7 +74,6 @@ class SecretKey:
         self.permissions = permissions if permissions is not None else Permission.max()
         self._lock = threading.Lock()
         self._parsed: tuple[str, Ed25519PrivateKey] | None = None
-        self._header: tuple[str, str] | None = None
         self._tokens: dict[tuple[str, str, tuple[str, ...], int], tuple[str, float]] = {}
         _keys.add(self)
 
@@ -102,16 +104,6 @@ class SecretKey:
         self._parsed = (self.secret_key, key)
         return key
 
-    def _encoded_header(self) -> str:
-        header = self._header
-        if header is None or header[0] != self.kid:
-            text = json.dumps(
-                {"alg": "EdDSA", "kid": self.kid, "typ": "JWT"}, separators=(",", ":")
-            )
-            header = (self.kid, _b64url(text.encode()))
-            self._header = header
-        return header[1]
-
     def _check_permissions(self, permissions: list[Permission] | None) -> list[Permission]:
         if permissions is None:
             return list(self.permissions)
@@ -130,10 +122,7 @@ class SecretKey:
             "permissions": [str(p) for p in permissions],
             "exp": int(time.time()) + expiry,
         }
-        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-        signing_input = f"{self._encoded_header()}.{payload}"
-        signature = self._private_key().sign(signing_input.encode("ascii"))
-        return f"{signing_input}.{_b64url(signature)}"
+        return jwt.encode(claims, self._private_key(), algorithm="EdDSA", headers={"kid": self.kid})
 
     def token_for_scope(
         self,

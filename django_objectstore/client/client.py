@@ -10,12 +10,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib.util import find_spec
 from os import PathLike
-from typing import IO, Any, Final, Literal, NamedTuple, cast
+from typing import Any, Final, Literal, cast
 from urllib.parse import urlparse
 
-from django_objectstore import __version__, _protocol
+from urllib3.response import HTTPResponse
+
+from django_objectstore import __version__, _protocol, _protocol_parsing
 from django_objectstore.client import presign
-from django_objectstore.client._download import payload_stream, range_payload
+from django_objectstore.client._download import (
+    GetResponse,
+    RangeResponse,
+    payload_stream,
+    range_payload,
+)
 from django_objectstore.client._io import Body
 from django_objectstore.client._pool import DEFAULT_CONNECT_TIMEOUT, make_pool
 from django_objectstore.client._session import (
@@ -51,6 +58,7 @@ from django_objectstore.client.metrics import (
 )
 from django_objectstore.client.multipart import MultipartUpload, initiate
 from django_objectstore.client.scope import Scope
+from django_objectstore.client.tracing import Span, storage_span
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -71,29 +79,6 @@ __all__ = [
 PARAM_AUTH: Final = _protocol.PARAM_AUTH
 #: Sent as ``User-Agent`` unless ``connection_kwargs["headers"]`` overrides it.
 USER_AGENT: Final = f"django-objectstore/{__version__}"
-
-
-class GetResponse(NamedTuple):
-    """Result of ``Session.get``: the metadata and a readable, closeable
-    binary stream of the payload (decompressed unless asked otherwise)."""
-
-    metadata: Metadata
-    payload: IO[bytes]
-
-
-class RangeResponse(NamedTuple):
-    """Result of ``Session.get_range``: bytes ``start``..``end`` (inclusive)
-    of the object *as stored* (compressed bytes for a compressed object),
-    and ``total_size``, the stored size of the whole object (``None`` only
-    if the server ignored the range and did not report a size). When the
-    range starts beyond the object, ``payload`` is empty and ``start`` equals
-    ``total_size``."""
-
-    metadata: Metadata
-    payload: IO[bytes]
-    start: int
-    end: int
-    total_size: int | None
 
 
 class Client:
@@ -199,9 +184,15 @@ class Session(SessionCore):
         ``ValueError`` without a ``SecretKey`` or on permission escalation."""
         if not isinstance(self._token, SecretKey):
             raise ValueError("no secret key configured on this session")
-        return self._token.token_for_scope(
-            self._usecase.name, self._scope, permissions, expiry_seconds
-        )
+        token = self._token
+        expiry = token.expiry_seconds if expiry_seconds is None else expiry_seconds
+        with storage_span("mint_token", self._usecase, self._scope, expiry_seconds=expiry) as span:
+            minted = token.token_for_scope(
+                self._usecase.name, self._scope, permissions, expiry_seconds
+            )
+            granted = token.permissions if permissions is None else permissions
+            span.set_attribute("objectstore.permissions", [str(p) for p in granted])
+            return minted
 
     def object_url(self, key: str, token_validity: timedelta | None = None) -> str:
         """Absolute URL of the object; with ``token_validity`` it carries a
@@ -225,7 +216,12 @@ class Session(SessionCore):
         interchangeable) on the object for ``duration`` (at most 7 days).
         Computed locally, without a request. The URL must be used verbatim."""
         path = self._path(key)
-        return presign.presigned_url(self._token, method, self._base_url(), path, duration)
+        presign.check_presign(self._token, method, duration)  # no span for a refusal
+        seconds = math.ceil(duration.total_seconds())
+        with storage_span(
+            "presign", self._usecase, self._scope, key=key, method=method, duration_seconds=seconds
+        ):
+            return presign.presigned_url(self._token, method, self._base_url(), path, duration)
 
     # -- objects ----------------------------------------------------------
 
@@ -281,7 +277,10 @@ class Session(SessionCore):
         headers = self._metadata_headers(
             encoding, content_type, metadata, expiration_policy, origin, filename
         )
-        with measure_storage_operation(self._metrics_backend, "put", self._usecase.name) as metrics:
+        with (
+            storage_span("put", self._usecase, self._scope) as span,
+            measure_storage_operation(self._metrics_backend, "put", self._usecase.name) as metrics,
+        ):
             result_key, source_size, stored_size = put_object(
                 self,
                 contents,
@@ -293,6 +292,12 @@ class Session(SessionCore):
                 metrics.record_uncompressed_size(source_size)
             if encoding != "none":
                 metrics.record_compressed_size(stored_size, encoding)
+            span.set_attribute("objectstore.key", result_key)
+            span.set_attribute("objectstore.compression", encoding)
+            if metrics.uncompressed_size is not None:
+                span.set_attribute("objectstore.uncompressed_size", metrics.uncompressed_size)
+            if metrics.compressed_size is not None:
+                span.set_attribute("objectstore.compressed_size", metrics.compressed_size)
         return result_key
 
     def get(
@@ -305,24 +310,37 @@ class Session(SessionCore):
         decompressed on the fly (across multipart frames) unless
         ``decompress=False`` or its encoding is in ``accept_encoding``.
         Read it in blocks and close it (or use ``with``)."""
-        with measure_storage_operation(self._metrics_backend, "get", self._usecase.name):
-            response = self._request(
-                "GET", self._path(key), headers=self._request_headers(), preload=False
+        with storage_span("get", self._usecase, self._scope, key=key) as span:
+            response = self._open_get(key, self._request_headers(), span)
+            if response is None:
+                return None
+            metadata = Metadata.from_headers(response.headers)
+            stored_compression = metadata.compression
+            span.set_attribute("objectstore.compression", stored_compression or "none")
+            payload = payload_stream(
+                response, metadata, decompress=decompress, accept_encoding=accept_encoding
             )
+            decompressed = stored_compression is not None and metadata.compression is None
+            span.set_attribute("objectstore.decompressed", decompressed)
+            return GetResponse(metadata, payload)
+
+    def _open_get(self, key: str, headers: dict[str, str], span: Span) -> HTTPResponse | None:
+        """A GET's response with its body unread, or ``None`` for 404; raises
+        on an error status (but 416 to a range request, which reads it)."""
+        with measure_storage_operation(self._metrics_backend, "get", self._usecase.name):
+            response = self._request("GET", self._path(key), headers=headers, preload=False)
             if response.status == 404:
                 response.drain_conn()
                 response.release_conn()
+                span.set_attribute("objectstore.found", False)
                 return None
-            if response.status >= 400:
+            if response.status >= 400 and (response.status != 416 or "Range" not in headers):
                 try:
                     raise_for_status(response)
                 finally:
                     response.release_conn()
-        metadata = Metadata.from_headers(response.headers)
-        payload = payload_stream(
-            response, metadata, decompress=decompress, accept_encoding=accept_encoding
-        )
-        return GetResponse(metadata, payload)
+            span.set_attribute("objectstore.found", True)
+            return response
 
     def get_range(self, key: str, start: int, end: int | None = None) -> RangeResponse | None:
         """Stream stored bytes ``start``..``end`` (inclusive; ``end=None``
@@ -338,36 +356,39 @@ class Session(SessionCore):
         if type(start) is not int or (end is not None and type(end) is not int):
             raise TypeError("start and end must be integers")
         headers = self._request_headers()
-        headers["Range"] = _protocol.format_byte_range(start, end)
-        with measure_storage_operation(self._metrics_backend, "get", self._usecase.name):
-            response = self._request("GET", self._path(key), headers=headers, preload=False)
-            if response.status == 404:
-                response.drain_conn()
-                response.release_conn()
+        headers["Range"] = _protocol_parsing.format_byte_range(start, end)
+        with storage_span("get", self._usecase, self._scope, key=key) as span:
+            response = self._open_get(key, headers, span)
+            if response is None:
                 return None
-            if response.status >= 400 and response.status != 416:
-                try:
-                    raise_for_status(response)
-                finally:
-                    response.release_conn()
-        metadata = Metadata.from_headers(response.headers)
-        payload, first, last, total = range_payload(response, metadata, start, end)
-        return RangeResponse(metadata, payload, first, last, total)
+            metadata = Metadata.from_headers(response.headers)
+            span.set_attribute("objectstore.compression", metadata.compression or "none")
+            span.set_attribute("objectstore.decompressed", False)  # stored bytes
+            payload, first, last, total = range_payload(response, metadata, start, end)
+            return RangeResponse(metadata, payload, first, last, total)
 
     def head(self, key: str) -> Metadata | None:
         """The object's metadata, or ``None`` if it does not exist (counts
         as an access for time-to-idle objects)."""
-        with measure_storage_operation(self._metrics_backend, "head", self._usecase.name):
+        with (
+            storage_span("head", self._usecase, self._scope, key=key) as span,
+            measure_storage_operation(self._metrics_backend, "head", self._usecase.name),
+        ):
             response = self._request("HEAD", self._path(key), headers=self._request_headers())
             if response.status == 404:
+                span.set_attribute("objectstore.found", False)
                 return None
             raise_for_status(response)
+            span.set_attribute("objectstore.found", True)
             return Metadata.from_headers(response.headers)
 
     def delete(self, key: str) -> None:
         """Delete the object (succeeds whether or not it existed, if the
         server says so; raises ``RequestError`` on an error status)."""
-        with measure_storage_operation(self._metrics_backend, "delete", self._usecase.name):
+        with (
+            storage_span("delete", self._usecase, self._scope, key=key),
+            measure_storage_operation(self._metrics_backend, "delete", self._usecase.name),
+        ):
             response = self._request("DELETE", self._path(key), headers=self._request_headers())
             raise_for_status(response)
 
@@ -385,7 +406,10 @@ class Session(SessionCore):
         headers = self._request_headers()
         headers["Content-Type"] = "application/json"
         body = json.dumps({"extend_expiry": extension}).encode()
-        with measure_storage_operation(self._metrics_backend, "extend_expiry", self._usecase.name):
+        with (
+            storage_span("extend_expiry", self._usecase, self._scope, key=key),
+            measure_storage_operation(self._metrics_backend, "extend_expiry", self._usecase.name),
+        ):
             response = self._request("PATCH", self._path(key), headers=headers, body=body)
             error_type: type[RequestError] = RequestError
             if response.status == 404:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, cast
@@ -21,6 +22,7 @@ from django_objectstore.client._io import Buffer, read_json
 from django_objectstore.client._session import SessionCore
 from django_objectstore.client.errors import RequestError, raise_for_status
 from django_objectstore.client.metrics import measure_storage_operation
+from django_objectstore.client.tracing import Span, SpanAttributeValue, storage_span
 
 __all__ = ["CompletePart", "MultipartCompleteError", "MultipartUpload", "PartInfo", "initiate"]
 
@@ -58,14 +60,20 @@ def initiate(session: SessionCore, key: str | None, headers: dict[str, str]) -> 
     """Start a multipart upload of the object ``key`` (server-chosen if
     ``None``) with the metadata ``headers``."""
     headers = {**headers, "Content-Length": "0"}
-    with measure_storage_operation(
-        session._metrics_backend, "multipart.initiate", session._usecase.name
+    with (
+        storage_span("multipart.initiate", session._usecase, session._scope, key=key) as span,
+        measure_storage_operation(
+            session._metrics_backend, "multipart.initiate", session._usecase.name
+        ),
     ):
         response = session._request(
             "PUT" if key else "POST", session._multipart_path(None, key, None), headers=headers
         )
         raise_for_status(response)
         data = read_json(response)
+        # Set after the response: the key may be the server's choice.
+        span.set_attribute("objectstore.key", str(data["key"]))
+        span.set_attribute("objectstore.upload_id", str(data["upload_id"]))
     return MultipartUpload(session, str(data["key"]), str(data["upload_id"]))
 
 
@@ -89,6 +97,19 @@ class MultipartUpload:
     @property
     def upload_id(self) -> str:
         return self._upload_id
+
+    def _span(
+        self, operation: str, **attributes: SpanAttributeValue
+    ) -> AbstractContextManager[Span]:
+        session = self._session
+        return storage_span(
+            operation,
+            session._usecase,
+            session._scope,
+            key=self._key,
+            upload_id=self._upload_id,
+            **attributes,
+        )
 
     def _url(self, action: str | None, **params: str) -> str:
         query = urlencode({"upload_id": self._upload_id, **params})
@@ -122,9 +143,12 @@ class MultipartUpload:
         if content_md5 is not None:
             headers["Content-MD5"] = base64.b64encode(content_md5).decode("ascii")
         url = self._url("parts", part_number=str(part_number))
-        with measure_storage_operation(
-            session._metrics_backend, "multipart.put_part", session._usecase.name
-        ) as metrics:
+        with (
+            self._span("multipart.put_part", part_number=part_number, size=content_length),
+            measure_storage_operation(
+                session._metrics_backend, "multipart.put_part", session._usecase.name
+            ) as metrics,
+        ):
             response = session._request("PUT", url, headers=headers, body=contents)
             raise_for_status(response)
             etag = read_json(response).get("etag")
@@ -139,6 +163,12 @@ class MultipartUpload:
 
     def list_parts(self) -> list[PartInfo]:
         """All uploaded parts, ordered by part number (follows pagination)."""
+        with self._span("multipart.list_parts") as span:
+            parts = self._list_parts()
+            span.set_attribute("objectstore.part_count", len(parts))
+            return parts
+
+    def _list_parts(self) -> list[PartInfo]:
         parts: list[PartInfo] = []
         marker: int | None = None
         session = self._session
@@ -180,8 +210,11 @@ class MultipartUpload:
     def abort(self) -> None:
         """Discard the upload and its parts; the object is not created."""
         session = self._session
-        response = session._request("DELETE", self._url(None), headers=session._request_headers())
-        raise_for_status(response)
+        with self._span("multipart.abort"):
+            response = session._request(
+                "DELETE", self._url(None), headers=session._request_headers()
+            )
+            raise_for_status(response)
 
     def complete(self, parts: Sequence[CompletePart | PartInfo]) -> str:
         """Assemble ``parts`` (sorted by number) into the object; returns its
@@ -194,8 +227,11 @@ class MultipartUpload:
         ).encode("utf-8")
         headers = session._request_headers()
         headers["Content-Type"] = "application/json"
-        with measure_storage_operation(
-            session._metrics_backend, "multipart.complete", session._usecase.name
+        with (
+            self._span("multipart.complete", part_count=len(ordered)),
+            measure_storage_operation(
+                session._metrics_backend, "multipart.complete", session._usecase.name
+            ),
         ):
             response = session._request("POST", self._url("complete"), headers=headers, body=body)
             raise_for_status(response)

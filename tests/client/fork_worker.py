@@ -10,7 +10,8 @@ MODE is ``os.fork``, ``mp-fork`` (multiprocessing's fork context),
 ``locks-held`` (``os.fork`` while the parent holds the token cache's and
 the connection pool's locks, as another thread may at any moment) or
 ``libc-fork`` (the C library's ``fork()``, which skips Python's at-fork
-hooks, as a C extension's fork would).
+hooks, as a C extension's fork would); ``inherited-payload`` prints
+``{"child": ..., "parent": ...}`` instead (see ``inherited_payloads``).
 CLIENT is ``ours`` or ``official`` (objectstore_client, to compare by hand: in
 this harness 0.2.10 also crosses responses, seen as a 400 or a hang).
 
@@ -155,8 +156,66 @@ def collect(handles: list[Any], use_mp: bool) -> list[dict[str, Any]]:
     return results
 
 
+def inherited_payloads(lib: Any, url: str, pem: str) -> None:
+    """Payloads opened (and partly read) before a fork: the child's reads
+    fail at once instead of taking bytes off the parent's connection (or
+    waiting for helper threads that did not survive the fork); the parent
+    then reads every byte of each; a fresh get in the child works."""
+    client = lib.Client(url, token=lib.SecretKey("test_kid", pem))
+    session = client.session(lib.Usecase("test"), org=os.getpid())
+    # Hex text compresses to about half: 12 MiB stores about 6.5 MB.
+    text = os.urandom(6 << 20).hex().encode()
+    objects = {
+        # About 2 MB stored: zstandard's reader straight on the socket.
+        "streamed": (session.put(text[: 4 << 20], key="streamed"), text[: 4 << 20]),
+        # Over 4 MiB stored, frames of 2 MiB: ReadAhead thread + FrameDecoder threads.
+        "read-ahead+frames": (session.put(text, key="large"), text),
+        "plain": (session.put(text, key="plain", compress="none"), text),
+    }
+    opened = {}
+    for name, (key, data) in objects.items():
+        got = session.get(key)
+        head = got.payload.read(1000)
+        assert head == data[:1000], name
+        opened[name] = got.payload
+    assert type(opened["read-ahead+frames"]).__name__ == "FrameDecoder"
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(int(CHILD_TIMEOUT))
+        report: dict[str, Any] = {}
+        try:
+            for name, payload in opened.items():
+                try:
+                    report[name] = f"read {len(payload.read())} bytes"
+                except Exception as exc:  # reported to the parent
+                    report[name] = type(exc).__name__
+            fresh = session.get(objects["read-ahead+frames"][0])
+            report["fresh get"] = fresh.payload.read() == text
+        except BaseException:
+            report["error"] = traceback.format_exc()
+        finally:
+            os.write(write_fd, (json.dumps(report) + "\n").encode())
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as reader:
+        child = json.loads(reader.readline() or b"{}")
+    os.waitpid(pid, 0)
+    parent = {}
+    for name, payload in opened.items():
+        rest = payload.read()
+        parent[name] = 1000 + len(rest) == len(objects[name][1]) and rest == objects[name][1][1000:]
+        payload.close()
+    print(json.dumps({"child": child, "parent": parent}))
+
+
 def main(url: str, pem_path: str, mode: str, which: str) -> None:
     pem = Path(pem_path).read_text()
+    if mode == "inherited-payload":
+        import django_objectstore.client as ours
+
+        inherited_payloads(ours, url, pem)
+        return
     label = f"{mode}-{which}-{os.getpid()}"
     if which == "official":
         import objectstore_client as lib

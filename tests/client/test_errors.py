@@ -197,6 +197,8 @@ OPERATIONS: dict[str, Callable[[Any], object]] = {
     "get": lambda s: _read_all(s.get("k")),
     "put": lambda s: s.put(b"hello", key="k"),
     "put-new-key": lambda s: s.put(b"hello"),
+    # 8 MiB: still being sent when the server closes (a broken pipe or a reset).
+    "put-large": lambda s: s.put(_BIG[: 8 << 20], key="big"),
     "head": lambda s: s.head("k"),
     "delete": lambda s: s.delete("k"),
     "extend_expiry": lambda s: s.extend_expiry("k", from_now=timedelta(days=1)),
