@@ -1,7 +1,8 @@
 """Upstream's parsers for values a server receives (sections 7, 8.2, 11):
 unsigned numbers as Rust's ``str::parse`` reads them, the ``Range`` header
 grammar (and the ``Range``/``Content-Range`` forms clients send and read),
-and JSON bodies that may be nested without bound. Wire rules like
+JSON bodies that may be nested without bound, and which object keys every
+backend can store (section 3.3). Wire rules like
 those of ``_protocol`` (kept beside it, which is at its size limit): pure,
 no I/O, importing neither Django, the client nor the server."""
 
@@ -12,9 +13,11 @@ import re
 from typing import Final
 
 __all__ = [
+    "MAX_KEY_SEGMENT_BYTES",
     "U32_MAX",
     "U64_MAX",
     "format_byte_range",
+    "invalid_key_reason",
     "loads_json",
     "parse_content_range",
     "parse_range",
@@ -114,3 +117,35 @@ def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]
     if not dash:
         raise ValueError(f"invalid Content-Range {value!r}")
     return int(first), int(last), total
+
+
+# -- keys (section 3.3) -------------------------------------------------------
+
+#: Longest ``/``-separated key segment the filesystem backends can store.
+MAX_KEY_SEGMENT_BYTES: Final = 255
+
+
+def invalid_key_reason(key: str) -> str | None:
+    """Why ``key`` cannot be stored under the same name everywhere, or
+    ``None``: it must be non-empty valid UTF-8 without control characters,
+    without empty, ``.`` or ``..`` segments (servers reject them or
+    normalise them away) and without segments longer than
+    ``MAX_KEY_SEGMENT_BYTES`` (filesystem backends cannot store them)."""
+    if not key:
+        return "it is empty"
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8 (it contains a lone surrogate)"
+    control = next((c for c in key if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if control is not None:
+        return f"it contains the control character {control!r}"
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            return "it has an empty, '.' or '..' path segment"
+        if len(segment.encode("utf-8")) > MAX_KEY_SEGMENT_BYTES:
+            return (
+                f"its segment {segment[:20]!r}... is longer than {MAX_KEY_SEGMENT_BYTES} "
+                "bytes (UTF-8)"
+            )
+    return None

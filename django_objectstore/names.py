@@ -19,12 +19,8 @@ from typing import Any
 
 from django.core.exceptions import SuspiciousFileOperation
 
-from django_objectstore._protocol import (
-    EMPTY_SCOPES,
-    invalid_key_reason,
-    parse_scopes,
-    render_scopes,
-)
+from django_objectstore._protocol import EMPTY_SCOPES, parse_scopes, render_scopes
+from django_objectstore._protocol_parsing import invalid_key_reason
 
 __all__ = ["ScopePairs", "join_name", "looks_like_scope", "scope_pairs", "split_name"]
 

@@ -1,6 +1,15 @@
 from __future__ import annotations
 
+import importlib
+import os
+from pathlib import Path
+
 import pytest
+
+#: The settings module: tests.settings, or tests.apps.settings for the
+#: third-party apps project (the ``apps`` tox environment).
+SETTINGS = os.environ.get("OBJECTSTORE_TEST_SETTINGS", "tests.settings")
+APPS = Path(__file__).resolve().parent / "apps"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -9,12 +18,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # source tree while tests.settings stays importable.
     from django.conf import settings
 
-    from tests import settings as test_settings
-
+    test_settings = importlib.import_module(SETTINGS)
     if not settings.configured:
         settings.configure(
             **{name: getattr(test_settings, name) for name in dir(test_settings) if name.isupper()}
         )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # Each settings module has its own tests: tests/apps needs the third-party
+    # apps installed, everything else runs without them.
+    inside = collection_path == APPS or APPS in collection_path.parents
+    if SETTINGS == "tests.apps.settings":
+        return None if inside or collection_path in APPS.parents else True
+    return True if inside else None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -6,6 +6,7 @@ import base64
 import json
 import threading
 import urllib.request
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -189,3 +190,45 @@ def test_server_command_bad_flags() -> None:
             "127.0.0.1:0",
             stderr=StringIO(),
         )
+
+
+def test_server_command_backend_modes() -> None:
+    command, thread, errors = run_server(
+        "--storage",
+        "memory",
+        "--no-auth",
+        "--addr",
+        "127.0.0.1:0",
+        "--no-multipart",
+        "--no-resumable",
+        "--name-limit",
+        "gcs",
+    )
+    try:
+        assert errors == []
+        service = command.server.service
+        assert (service.multipart, service.resumable, service.name_limit) == (False, None, 1024)
+        request = urllib.request.Request(
+            f"{command.server.url}/v1/objects:multipart/test/org=1/k", data=b"", method="PUT"
+        )
+        with pytest.raises(urllib.request.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=5)
+        assert info.value.code == 501
+        info.value.close()
+    finally:
+        command.shutdown()
+        thread.join(10)
+    command, thread, errors = run_server(
+        "--storage", "memory", "--no-auth", "--addr", "127.0.0.1:0", "--resumable-session-ttl", "2h"
+    )
+    try:
+        assert errors == []
+        sessions = command.server.service.resumable
+        assert sessions is not None
+        assert sessions.ttl == timedelta(hours=2)
+        assert command.server.service.multipart is True
+    finally:
+        command.shutdown()
+        thread.join(10)
+    with pytest.raises(CommandError, match="positive duration"):
+        call_command("objectstore_server", "--resumable-session-ttl", "soon", stderr=StringIO())

@@ -519,6 +519,29 @@ def test_plain_url_without_secret_key() -> None:
         ObjectstoreStorage("plain", url_strategy="presigned").url("_/key")
 
 
+def _public_images(request: object, usecase: str, name: str) -> bool:
+    return usecase == "images"
+
+
+@pytest.mark.django_db
+def test_view_unsigned_urls_are_stable_and_left_to_the_permission_hook() -> None:
+    from django.conf import settings
+    from django.test import Client
+
+    storage = ObjectstoreStorage("images", url_strategy="view-unsigned")
+    name = storage.save("logos/brand.png", ContentFile(PNG))
+    url = storage.url(name)
+    assert url == "/files/images/logos/brand.png"
+    assert storage.url(name, expire=5) == url
+    assert Client().get(url).status_code == 403
+    conf = {**settings.OBJECTSTORE, "DOWNLOAD_PERMISSION": _public_images}
+    with override_settings(OBJECTSTORE=conf):
+        response = Client().get(url)
+        assert response.status_code == 200
+        assert b"".join(response.streaming_content) == PNG  # type: ignore[attr-defined]
+        response.close()
+
+
 def test_url_rejects_empty_and_bad_expiry() -> None:
     storage = ObjectstoreStorage("plain")
     with pytest.raises(ValueError, match="name"):

@@ -20,6 +20,7 @@ from urllib3.response import HTTPResponse
 
 from django_objectstore import _protocol
 from django_objectstore.client._io import Buffer, translate_transport_error
+from django_objectstore.client._resumable import ResumableUpload, create_upload
 from django_objectstore.client.auth import SecretKey, TokenProvider
 from django_objectstore.client.metadata import (
     HEADER_EXPIRATION,
@@ -271,3 +272,33 @@ class SessionCore:
                 )
             headers[f"{HEADER_META_PREFIX}{name}"] = _protocol.encode_header_value(value)
         return headers
+
+    # -- resumable uploads (client/_resumable.py) -------------------------
+
+    def _create_upload(
+        self,
+        object_length: int,
+        key: str | None = None,
+        compression: Compression | None = None,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        expiration_policy: ExpirationPolicy | None = None,
+        origin: str | None = None,
+        filename: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> ResumableUpload | None:
+        """Open a resumable upload of ``object_length`` stored bytes (send
+        them compressed as ``compression`` says; the usecase's compression
+        does not apply); ``None`` when the server does not offer them.
+        ``headers``: metadata headers already made (``Session.put``)."""
+        if headers is None:
+            check_compression("compression", compression, ("zstd", "none"))
+            headers = self._metadata_headers(
+                compression, content_type, metadata, expiration_policy, origin, filename
+            )
+        return create_upload(self, object_length, key or None, headers)
+
+    def _resume_upload(self, key: str, token: str) -> ResumableUpload:
+        """A handle for a session created earlier (its token)."""
+        return ResumableUpload(self, key, token)

@@ -11,12 +11,16 @@ strategies (the parallel multipart one is ``_parallel``).
 * Otherwise, compressible inputs of known size from 4 MiB up: one request of
   such frames; everything else one streamed request, as the official client
   sends it.
+* Before all of these: seekable inputs at or above the put's own
+  ``resumable_threshold_bytes``, or the usecase's when the multipart path
+  does not take them (also after its 501), go through a resumable upload
+  (``_resumable_put``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import IO, Final, cast
+from typing import IO, Final, Literal, cast
 
 from django_objectstore.client._io import (
     BLOCK_SIZE,
@@ -29,6 +33,7 @@ from django_objectstore.client._io import (
 )
 from django_objectstore.client._parallel import parallel_put
 from django_objectstore.client._rawframe import frame_size, is_incompressible, raw_frame_chunks
+from django_objectstore.client._resumable_put import put_resumable, resumable_size
 from django_objectstore.client._session import RequestBody, SessionCore
 from django_objectstore.client._zstd import compress_small, frame_chunks, stream_chunks
 from django_objectstore.client.errors import (
@@ -51,23 +56,55 @@ def put_object(
     key: str | None,
     headers: dict[str, str],
     compress: bool,
+    resumable_threshold: int | Literal["none"] | None = None,
 ) -> tuple[str, int, int]:
     """Store ``contents`` with the metadata ``headers``, compressing them
-    with zstd if ``compress``; return (key, source bytes, stored bytes)."""
+    with zstd if ``compress``; return (key, source bytes, stored bytes).
+    ``resumable_threshold`` is the put's own ``resumable_threshold_bytes``."""
     options = session._uploads
     threshold = options.threshold
     size = known_size(contents) if threshold != "none" else None
     threads = 1
     if compress and size is not None and size >= _THREADED_COMPRESS_MIN:
         threads = options.compress_threads()
-    if size is not None and threshold != "none" and size >= threshold:
+    big = size is not None and threshold != "none" and size >= threshold
+    multipart = big and session._usecase.name not in options.no_multipart
+    done = _put_resumable(session, contents, key, headers, compress, resumable_threshold, multipart)
+    if done is not None:
+        return done
+    if size is not None and big:
         if compress and is_incompressible(contents, size):
             return _put_raw_frame(session, contents, size, key, headers)
-        if session._usecase.name not in options.no_multipart:
+        if multipart:
             done = _put_multipart(session, contents, size, key, headers, compress)
+            if done is None:  # 501: resumable where the usecase asks for it
+                done = _put_resumable(
+                    session, contents, key, headers, compress, resumable_threshold, False
+                )
             if done is not None:
                 return done
     return _put_single(session, contents, key, headers, compress, threads)
+
+
+def _put_resumable(
+    session: SessionCore,
+    contents: Body,
+    key: str | None,
+    headers: dict[str, str],
+    compress: bool,
+    per_put: int | Literal["none"] | None,
+    multipart: bool,
+) -> tuple[str, int, int] | None:
+    """A resumable upload (``_resumable_put``) when the input qualifies (see
+    ``resumable_size``), else ``None``."""
+    verbatim = not compress  # sent as it is (precompressed, or no compression)
+    size = resumable_size(session, contents, per_put, multipart, verbatim)
+    if size is None:
+        return None
+    threads = 1
+    if compress and size >= _THREADED_COMPRESS_MIN:
+        threads = session._uploads.compress_threads()
+    return put_resumable(session, contents, key, headers, compress=compress, threads=threads)
 
 
 def _put_multipart(

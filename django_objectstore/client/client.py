@@ -254,7 +254,10 @@ class Session(SessionCore):
         threshold, compressible inputs of known size from 4 MiB up go in one
         request of such frames; everything else in one streamed request, as
         the official client sends it. A failed upload never leaves a partial
-        object.
+        object. Seekable inputs of at least ``resumable_threshold_bytes`` (this
+        put's, else the usecase's, which yields to the multipart path) go
+        through a resumable upload that survives dropped connections and 5xx
+        answers (``client/_resumable.py``); ``"none"`` turns that off.
         """
         if compression is not None:
             warnings.warn(
@@ -287,6 +290,7 @@ class Session(SessionCore):
                 key=key or None,
                 headers=headers,
                 compress=precompressed is None and encoding == "zstd",
+                resumable_threshold=resumable_threshold_bytes,
             )
             if precompressed is None:
                 metrics.record_uncompressed_size(source_size)

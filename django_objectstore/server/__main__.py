@@ -74,6 +74,10 @@ def _build(config: ServerConfig) -> LocalServer:
         killswitches=config.killswitches,
         max_requests=config.max_requests,
         min_part_size=config.min_part_size,
+        multipart=config.multipart,
+        resumable=config.resumable,
+        resumable_session_ttl=config.resumable_session_ttl,
+        name_limit=config.name_limit,
         rate_limits=(
             RateLimits.from_mapping(config.rate_limits) if config.rate_limits is not None else None
         ),

@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from django_objectstore.server.auth import KeyDirectory
+from django_objectstore.server.backend_modes import NAME_LIMITS, NameLimit
 from django_objectstore.server.config import ConfigError, KeyConfig, Killswitch, UsecasePolicy
 from django_objectstore.server.handler import ObjectstoreHTTPServer
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter, RateLimits
+from django_objectstore.server.resumable_disk import FilesystemSessions
+from django_objectstore.server.resumable_store import DEFAULT_SESSION_TTL, MemorySessions
 from django_objectstore.server.service import Service, logger
 from django_objectstore.server.storage import Backend, FilesystemBackend, MemoryBackend
 
@@ -48,6 +51,12 @@ class LocalServer:
     ``min_part_size`` (bytes; not upstream) makes a multipart completion fail
     with ``EntityTooSmall`` when a listed part other than the last is smaller,
     as GCS and S3 do (5 MiB there); ``None`` accepts any size.
+    Resumable uploads (section 20) are on unless ``resumable=False`` (creates
+    answered 501, as a backend without them); their sessions expire
+    ``resumable_session_ttl`` after creation (default 7 days, as GCS's).
+    ``multipart=False`` answers multipart requests 501 like upstream's
+    S3-compatible and BigTable backends; ``name_limit="gcs"`` refuses object
+    names over GCS's 1,024 bytes as production does (500).
     """
 
     def __init__(
@@ -69,6 +78,10 @@ class LocalServer:
         rate_limits: RateLimits | None = None,
         max_concurrency: int | None = None,
         min_part_size: int | None = None,
+        multipart: bool = True,
+        resumable: bool = True,
+        resumable_session_ttl: timedelta = DEFAULT_SESSION_TTL,
+        name_limit: NameLimit | None = None,
     ) -> None:
         if min_part_size is not None and not _is_byte_count(min_part_size):
             raise ConfigError(
@@ -98,6 +111,7 @@ class LocalServer:
             )
         self.service.concurrency = ConcurrencyLimit(max_concurrency)
         self.service.min_part_size = min_part_size
+        self._configure_modes(multipart, resumable, resumable_session_ttl, name_limit, fsync)
         self._host = host
         self._port = port
         self._sweep_interval = sweep_interval
@@ -105,6 +119,37 @@ class LocalServer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
+
+    def _configure_modes(
+        self,
+        multipart: bool,
+        resumable: bool,
+        session_ttl: timedelta,
+        name_limit: NameLimit | None,
+        fsync: bool,
+    ) -> None:
+        """Resumable sessions and the backend modes (backend_modes.py)."""
+        if session_ttl <= timedelta(0):
+            raise ConfigError(
+                f"resumable_session_ttl={session_ttl!r} must be a positive timedelta "
+                "(for example timedelta(days=7))"
+            )
+        if name_limit is not None and name_limit not in NAME_LIMITS:
+            raise ConfigError(
+                f"name_limit={name_limit!r} is not one of {', '.join(NAME_LIMITS)} (or None)"
+            )
+        service = self.service
+        service.multipart = bool(multipart)
+        service.name_limit = NAME_LIMITS[name_limit] if name_limit is not None else None
+        backend = service.backend
+        if not resumable:
+            service.resumable = None
+        elif isinstance(backend, FilesystemBackend):
+            service.resumable = FilesystemSessions(
+                backend, backend.root, fsync=fsync, ttl=session_ttl
+            )
+        else:
+            service.resumable = MemorySessions(backend, session_ttl)
 
     @property
     def url(self) -> str:
@@ -166,7 +211,11 @@ class LocalServer:
     def sweep(self) -> int:
         """Remove expired objects now; returns how many were removed."""
         try:
-            return self.service.backend.sweep(self._clock())
+            now = self._clock()
+            removed = self.service.backend.sweep(now)
+            if self.service.resumable is not None:
+                self.service.resumable.sweep(now)  # expired resumable sessions
+            return removed
         except OSError:
             logger.exception("expiry sweep failed")
             return 0

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
 from django_objectstore.server.auth import AuthError, Authorization
+from django_objectstore.server.backend_modes import check_name
 from django_objectstore.server.form_reader import FormError, FormPart, FormReader
 from django_objectstore.server.headers import RequestHeaders
 from django_objectstore.server.service import (
@@ -104,6 +105,7 @@ def _run_one(
     if limiter is not None and not limiter.admit(ident.usecase, ident.scopes, bandwidth=False):
         return _error(index, 429, "Object access is rate limited")
     try:
+        check_name(service, ident)  # the GCS name limit mode (backend_modes.py)
         auth.check(_PERMISSION[kind], ident.usecase, ident.scopes)
         if kind == "insert":
             meta = meta_from_headers(RequestHeaders(list(headers)), service.now())

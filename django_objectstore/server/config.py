@@ -159,4 +159,9 @@ class ServerConfig:
     bulk_concurrency_pct: int = 60
     rate_limits: dict[str, Any] | None = None
     min_part_size: int | None = None
+    # Local extensions for production backends' behaviour (config_modes.py).
+    multipart: bool = True
+    resumable: bool = True
+    resumable_session_ttl: timedelta = timedelta(days=7)
+    name_limit: Literal["gcs"] | None = None
     logging_level: str = "INFO"

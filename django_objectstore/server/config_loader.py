@@ -24,6 +24,7 @@ from django_objectstore.server.config import (
     ServerConfig,
     UsecasePolicy,
 )
+from django_objectstore.server.config_modes import read_modes
 from django_objectstore.server.config_syntax import env_value, parse_env_value
 from django_objectstore.server.limits import RateLimits
 
@@ -39,7 +40,7 @@ _OPAQUE = "opaque"
 _EXPIRATION_RULE = {"allowed": _LEAF, "max": _LEAF}
 _SCHEMA: dict[str, Any] = {
     "http_addr": _LEAF,
-    "storage": {"type": _LEAF, "path": _LEAF, "fsync": _LEAF},
+    "storage": {"type": _LEAF, "path": _LEAF, "fsync": _LEAF, "name_limit": _LEAF},
     "auth": {"enforce": _LEAF, "keys": {"*": {"key_files": _LEAF, "max_permissions": _LEAF}}},
     "logging": {"level": _LEAF, "format": _LEAF},
     "http": {"max_requests": _LEAF},
@@ -75,7 +76,8 @@ _SCHEMA: dict[str, Any] = {
             }
         }
     },
-    "multipart": {"min_part_size": _LEAF},
+    "multipart": {"min_part_size": _LEAF, "enabled": _LEAF},
+    "resumable": {"enabled": _LEAF, "session_ttl": _LEAF},  # local extensions (config_modes)
     # Upstream observability and runtime settings: known, not used here.
     "sentry": _OPAQUE,
     "metrics": _OPAQUE,
@@ -252,6 +254,11 @@ def _build(tree: Mapping[str, Any]) -> ServerConfig:
     level = _get(tree, "logging", "level")
     if level is not _MISSING:
         config.logging_level = str(level).strip().upper()
+    try:
+        for name, value in read_modes(tree).items():
+            setattr(config, name, value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return config
 
 

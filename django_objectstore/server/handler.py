@@ -18,11 +18,14 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from django_objectstore._protocol import parse_scopes
 from django_objectstore._protocol_parsing import U32_MAX, loads_json, parse_range, parse_unsigned
+from django_objectstore.server import resumable
 from django_objectstore.server.auth import AuthError, Authorization
+from django_objectstore.server.backend_modes import NOT_IMPLEMENTED, check_name, multipart_refused
 from django_objectstore.server.batch import run_batch
 from django_objectstore.server.headers import HeaderError, RequestHeaders, read_headers
 from django_objectstore.server.keda import CONTENT_TYPE as KEDA_CONTENT_TYPE
 from django_objectstore.server.keda import keda_text
+from django_objectstore.server.resumable import is_resumable
 from django_objectstore.server.service import (
     REASONS,
     SERVER_HEADER,
@@ -618,18 +621,28 @@ class RequestHandler(BaseHTTPRequestHandler):
                 return
             self._metered = (usecase, scopes)
         query = parse_qsl(self.raw_query, keep_blank_values=True)
-        names = {name for name, _ in query}
-        if route.kind == "object" and ("upload_type" in names or "session" in names):
-            self._send_json_error(501, "service error: not implemented")
-            return
         ident = Identity(usecase, scopes, key)
+        # Backend modes and resumable uploads (backend_modes.py, resumable.py).
+        if multipart_refused(service, route.kind):
+            if route.kind == "complete":
+                self.send_json(
+                    200, {"error": {"code": "internal error", "message": NOT_IMPLEMENTED}}
+                )
+            else:
+                self._send_json_error(501, NOT_IMPLEMENTED)
+            return
+        if route.kind == "object" and is_resumable(method, dict(query)):
+            name = "_resumable"
+        else:
+            name = f"_{route.kind}_{method.lower()}"
         # As upstream (axum): a GET route answers HEAD unless it has a HEAD
         # handler of its own; the GET handlers leave the body out for HEAD.
-        name = f"_{route.kind}_{method.lower()}"
         if method == "HEAD" and not hasattr(self, name):
             name = f"_{route.kind}_get"
         handler = getattr(self, name)
         try:
+            if route.kind != "batch":
+                check_name(service, ident)
             handler(service, auth, ident, dict(query))
         except (ClientError, AuthError) as exc:
             if self._status:
@@ -733,6 +746,27 @@ class RequestHandler(BaseHTTPRequestHandler):
         with service.backend_slot():
             service.extend_expiry(ident, request)
         self.send_simple(204)
+
+    def _resumable(
+        self, service: Service, auth: Authorization, ident: Identity, query: dict[str, str]
+    ) -> None:
+        answer = resumable.handle(
+            service,
+            auth,
+            self.command,
+            ident,
+            query,
+            self.headers,
+            self._content_length(),
+            self.body,
+        )
+        if answer.payload is None:
+            self.send_simple(answer.status, headers=answer.headers)
+        else:
+            body = json.dumps(answer.payload, separators=(",", ":")).encode("utf-8")
+            self.send_simple(
+                answer.status, body, [*answer.headers, ("content-type", "application/json")]
+            )
 
     # -- multipart -----------------------------------------------------------
 

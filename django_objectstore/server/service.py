@@ -34,6 +34,7 @@ from django_objectstore.server.auth import KeyDirectory
 from django_objectstore.server.config import Killswitch, UsecasePolicy
 from django_objectstore.server.headers import RequestHeaders
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter
+from django_objectstore.server.resumable_store import Sessions
 from django_objectstore.server.storage import Backend, Identity, ObjectMeta, StoredObject
 
 __all__ = ["REASONS", "VERSION", "ClientError", "Service", "disposition", "meta_from_headers"]
@@ -63,6 +64,7 @@ REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
@@ -226,6 +228,11 @@ class Service:
         self.concurrency = ConcurrencyLimit(None)
         #: Smallest size of every part but the last at completion (None: any).
         self.min_part_size: int | None = None
+        #: Backend modes (backend_modes.py): resumable sessions (None: create
+        #: answers 501), multipart support, object-name limit in bytes.
+        self.resumable: Sessions | None = None
+        self.multipart = True
+        self.name_limit: int | None = None
 
     @contextlib.contextmanager
     def backend_slot(self, *, bulk: bool = False) -> Iterator[None]:

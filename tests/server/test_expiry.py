@@ -203,18 +203,3 @@ def test_patch_needs_write(auth_server: LocalServer) -> None:
     ro = bearer(mint(permissions=["object.read"]))
     assert patch(auth_server, "p", body, ro) == 403
     assert patch(auth_server, "p", body, bearer(mint())) == 204
-
-
-def test_resumable_uploads_answer_501(memory_server: LocalServer) -> None:
-    r = call(
-        memory_server.url, "POST", f"{OBJ}/?upload_type=resumable", b"", {"Upload-Length": "10"}
-    )
-    assert r.status == 501
-    r = call(
-        memory_server.url, "PUT", f"{OBJ}/k?upload_type=resumable", b"", {"Upload-Length": "10"}
-    )
-    assert r.status == 501
-    r = call(
-        memory_server.url, "PUT", f"{OBJ}/k?session=abc", b"0123456789", {"Upload-Offset": "0"}
-    )
-    assert r.status == 501

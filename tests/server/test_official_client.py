@@ -113,7 +113,7 @@ def test_uncompressed_and_streamed(server: LocalServer, secret_key: SecretKey) -
     assert got.payload.read() == big
 
     if "resumable_threshold_bytes" in inspect.signature(Usecase).parameters:  # >= 0.2.10
-        # The client tries a resumable upload first; our 501 makes it fall back.
+        # A resumable upload (section 20), as the 0.2.10 client sends it.
         eager = Usecase("test", resumable_threshold_bytes=0)
         resumed = Client(server.url, token=secret_key).session(eager, org=1)
         assert resumed.put(io.BytesIO(big), key="resumable.bin") == "resumable.bin"

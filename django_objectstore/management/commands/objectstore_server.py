@@ -13,6 +13,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from argparse import ArgumentTypeError
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,9 +22,21 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_objectstore._protocol import parse_duration
+
 __all__ = ["Command"]
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        value = parse_duration(text)
+    except ValueError:
+        value = timedelta(0)
+    if value <= timedelta(0):
+        raise ArgumentTypeError(f"{text!r} is not a positive duration such as 30m, 1h or 7d")
+    return value
 
 
 class Command(BaseCommand):
@@ -67,6 +81,33 @@ class Command(BaseCommand):
             metavar="BYTES",
             help="refuse multipart uploads whose parts, except the last, are smaller than this, "
             "as S3/GCS-backed servers do with 5242880 (default: any size)",
+        )
+        parser.add_argument(
+            "--no-multipart",
+            dest="multipart",
+            action="store_false",
+            help="answer multipart requests 501, as the S3-compatible and BigTable backends do",
+        )
+        parser.add_argument(
+            "--no-resumable",
+            dest="resumable",
+            action="store_false",
+            help="answer resumable upload creates 501 (clients then send one plain put)",
+        )
+        parser.add_argument(
+            "--resumable-session-ttl",
+            type=_duration,
+            default=None,
+            metavar="DURATION",
+            help="how long a resumable upload session lives after its creation, e.g. 1h or 7d "
+            "(default: 7d)",
+        )
+        parser.add_argument(
+            "--name-limit",
+            choices=("gcs",),
+            default=None,
+            help="refuse object names over GCS's 1,024 bytes (usecase/scopes/objects/key) "
+            "with the 500 production gives (default: no limit)",
         )
 
     def _address(self, addr: str | None) -> tuple[str, int]:
@@ -131,6 +172,14 @@ class Command(BaseCommand):
                     auth_enforce=auth,
                     auth_keys=keys,
                     min_part_size=options["min_part_size"],
+                    multipart=options["multipart"],
+                    resumable=options["resumable"],
+                    name_limit=options["name_limit"],
+                    **(
+                        {"resumable_session_ttl": options["resumable_session_ttl"]}
+                        if options["resumable_session_ttl"] is not None
+                        else {}
+                    ),
                 ).start()
             except (ConfigError, OSError) as exc:
                 raise CommandError(f"Cannot start the server on {host}:{port}: {exc}") from exc
