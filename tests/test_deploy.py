@@ -79,6 +79,7 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: digest -> what it is the body of, for every body sent or stored
     known: dict[bytes, str] = field(default_factory=dict)
+    servers: set[str] = field(default_factory=set)  # pids of the processes that answered
 
     def note(self, kind: str, message: str) -> None:
         with self.lock:
@@ -97,7 +98,7 @@ def upload_all(server: Served, tally: Tally, count: int) -> dict[str, bytes]:
         # A name of its own: two concurrent saves of one new name may race
         # (no-overwrite is check-then-write; see the README), not the subject here.
         try:
-            status, answer = server.fetch(f"/upload/?name={uuid.uuid4().hex}.bin", data)
+            status, answer, headers = server.fetch(f"/upload/?name={uuid.uuid4().hex}.bin", data)
         except OSError as exc:
             tally.note("error", f"upload: {type(exc).__name__}: {exc}")
             return
@@ -106,6 +107,7 @@ def upload_all(server: Served, tally: Tally, count: int) -> dict[str, bytes]:
             return
         path = f"/files/plain/{answer.decode()}"
         with tally.lock:
+            tally.servers.add(headers["X-Served-By"])
             if path in uploaded:
                 tally.crossed.append(f"upload: {path} answered twice")
             uploaded[path] = data
@@ -125,7 +127,7 @@ def download_all(server: Served, objects: dict[str, bytes], tally: Tally, count:
 
     def get(path: str) -> None:
         try:
-            status, data = server.fetch(path)
+            status, data, _ = server.fetch(path)
         except OSError as exc:
             tally.note("error", f"{path}: {type(exc).__name__}: {exc}")
             return
@@ -169,6 +171,12 @@ def test_concurrent_uploads_and_downloads_never_cross(
     assert tally.crossed == [], f"{len(tally.crossed)} crossed: {tally.crossed[:5]}"
     assert tally.errors == [], f"{len(tally.errors)} errors: {tally.errors[:5]}"
     assert (len(uploaded), tally.checked) == (UPLOADS, DOWNLOADS)
+    # runserver is one threaded process; the others spread the work over
+    # several worker processes (new ones each round).
+    if workers == 1:
+        assert len(tally.servers) == 1
+    else:
+        assert len(tally.servers) > rounds, tally.servers
 
 
 def test_storage_in_a_prefork_pool(objectstore_url: str) -> None:

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Literal
 
@@ -60,15 +61,15 @@ class Served:
                 raise AssertionError(f"{path}: got {total} bytes of {expected}")
             return response.status, head
 
-    def fetch(self, path: str, data: bytes | None = None) -> tuple[int, bytes]:
-        """GET ``path`` (POST ``data`` when given); returns (status, whole body)."""
+    def fetch(self, path: str, data: bytes | None = None) -> tuple[int, bytes, Message]:
+        """GET ``path`` (POST ``data`` when given); returns (status, whole body, headers)."""
         request = urllib.request.Request(self.url + path, data=data)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-                return response.status, response.read()
+                return response.status, response.read(), response.headers
         except urllib.error.HTTPError as exc:
             with exc:
-                return exc.code, exc.read()
+                return exc.code, exc.read(), exc.headers
 
 
 def _command(kind: Kind, fd: int, port: int, workers: int) -> list[str]:

@@ -4,6 +4,8 @@ saved under."""
 
 from __future__ import annotations
 
+import os
+
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -14,4 +16,6 @@ def upload(request: HttpRequest) -> HttpResponse:
         return HttpResponseNotAllowed(["POST"])
     wanted = request.GET.get("name") or "posted.bin"
     name = default_storage.save(f"uploads/{wanted}", ContentFile(request.body))
-    return HttpResponse(name, content_type="text/plain")
+    response = HttpResponse(name, content_type="text/plain")
+    response["X-Served-By"] = str(os.getpid())  # which worker process answered
+    return response
