@@ -53,8 +53,9 @@ def exchange(url: str, request: bytes) -> int:
     connection without one). A hang fails through the socket timeout."""
     host, _, port = url.removeprefix("http://").rpartition(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
+        # No half-close: the request carries its length and asks the server
+        # to close after answering, which ends the read below.
         sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
         head = b""
         while b"\r\n" not in head:
             data = sock.recv(65536)
