@@ -229,7 +229,8 @@ class ObjectstoreApp:
         exchange.status = status
         stream = response.stream
         if stream is None:
-            if status not in _NO_BODY_STATUS and status >= 200:
+            sized = any(name == b"content-length" for name, _ in headers)  # a HEAD's own
+            if status not in _NO_BODY_STATUS and status >= 200 and not sized:
                 headers.append((b"content-length", b"%d" % len(response.body)))
             yield {"type": "http.response.start", "status": status, "headers": headers}
             body = b"" if request.method == "HEAD" else response.body
