@@ -218,6 +218,36 @@ class LocalServer:
         logger.info("objectstore server listening on %s", self.url)
         return self
 
+    def serve_on(self, sock: socket.socket) -> None:
+        """Serve on an already listening socket in this (main) thread until
+        SIGTERM or SIGINT: what each worker process of the CLI runs."""
+        host, port = sock.getsockname()[:2]
+        self._address = (str(host), int(port))
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=128, thread_name_prefix="objectstore-request"
+        )
+        app = ObjectstoreApp(self.service, executor)
+        config = make_config(
+            app, idle_timeout=self._idle_timeout, header_timeout=self._header_timeout
+        )
+        if self._sweep_interval is not None:
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="objectstore-sweeper", daemon=True
+            )
+            self._sweeper.start()
+        try:
+            UvicornServer(config).run([sock])
+        finally:
+            self._stopping.set()
+            self.service.shutting_down = True
+            if self._sweeper is not None:
+                self._sweeper.join()
+            executor.shutdown(wait=False, cancel_futures=True)
+            if isinstance(self.service.backend, FilesystemBackend):
+                self.service.backend.close()
+            self._address = None
+            self._sweeper = None
+
     def serve_forever(self) -> None:
         """Start and block until ``stop()`` is called (or KeyboardInterrupt)."""
         self.start()

@@ -47,6 +47,9 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 #: Past this many bytes of a streamed answer, a vanished client stops it.
 _WATCH_AFTER = 4 * 1024 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
+#: The ASGI extension (and message type) for sending a stored file's bytes
+#: with the kernel's sendfile (``runner.ObjectstoreProtocol``).
+_SENDFILE = "objectstore.sendfile"
 #: A slow stream is read on a worker thread this much (or this long) per hop.
 _GATHER_BYTES = 256 * 1024
 _GATHER_SECONDS = 0.2
@@ -87,20 +90,26 @@ class _Bridged:
         self._done = False
         self._gone = False
 
-    async def _gather(self) -> memoryview | None:
-        buffer = bytearray()
-        while not self._done and len(buffer) < BODY_BLOCK:
+    async def _gather(self) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while not self._done and size < BODY_BLOCK:
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 self._gone = True
                 break  # what arrived before still counts (resumable uploads keep it)
-            buffer += message.get("body", b"")
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+                size += len(chunk)
             self._done = not message.get("more_body", False)
-        if self._gone and not buffer:
+        if self._gone and not chunks:
             raise ClientGone("the client disconnected during the request body")
-        return memoryview(buffer) if buffer else None
+        if not chunks:
+            return None
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def next_block(self) -> memoryview | None:
+    def next_block(self) -> bytes | None:
         if self._done:
             return None
         try:
@@ -179,7 +188,7 @@ class ObjectstoreApp:
                     return
             else:
                 response = self._respond(request, resolved)
-            await self._send(receive, send, request, response, exchange)
+            await self._send(scope, receive, send, request, response, exchange)
         finally:
             received = request.received if request is not None else 0
             if request is not None and request.metered is not None and service.rate_limiter:
@@ -239,6 +248,9 @@ class ObjectstoreApp:
             return
         try:
             yield {"type": "http.response.start", "status": status, "headers": headers}
+            if response.file is not None and request.method != "HEAD":
+                # _send hands it to the sendfile extension, or reads the stream
+                yield {"type": _SENDFILE, "file": response.file}
             for block in stream:
                 if block:
                     exchange.sent += len(block)
@@ -250,6 +262,7 @@ class ObjectstoreApp:
 
     async def _send(
         self,
+        scope: Scope,
         receive: Receive,
         send: Send,
         request: Request,
@@ -273,6 +286,17 @@ class ObjectstoreApp:
                     message = batch.pop() if batch else None
                 if message is None:
                     break
+                if message["type"] == _SENDFILE:
+                    sendfile = scope.get("extensions", {}).get(_SENDFILE)
+                    if sendfile is None:
+                        continue  # the stream that follows carries the same bytes
+                    file, offset, count = message["file"]
+                    await sendfile(file, offset, count)
+                    exchange.sent += count
+                    response.stream = None  # the bytes are sent
+                    messages.close()
+                    messages = _end()
+                    continue
                 await send(message)
                 if (
                     watch is None
@@ -289,6 +313,11 @@ class ObjectstoreApp:
             messages.close()
             if watch is not None:
                 watch.cancel()
+
+
+def _end() -> Generator[Message, None, None]:
+    """The last message of a body whose bytes went out with sendfile."""
+    yield {"type": "http.response.body", "body": b""}
 
 
 def _gather(messages: Iterator[Message]) -> list[Message]:

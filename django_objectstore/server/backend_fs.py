@@ -58,6 +58,8 @@ class FilesystemBackend:
         self.syncs_writes = fsync
         self._locks = [threading.Lock() for _ in range(64)]
         # Background pre-assembly of multipart uploads (backend_fs_assembly).
+        # Off in worker processes: each would see only the parts it stored.
+        self.preassemble = True
         self._assembler = PrefixAssembler(self._uploads, self._prefix_writer)
         self._objects.mkdir(parents=True, exist_ok=True)
         self._uploads.mkdir(parents=True, exist_ok=True)
@@ -198,7 +200,8 @@ class FilesystemBackend:
 
         def publish(tmp: Path, target: Path) -> None:
             os.replace(tmp, target)
-            self._assembler.notify(ident, upload_id)
+            if self.preassemble:
+                self._assembler.notify(ident, upload_id)
 
         return FileWriter(folder / f"{part_number}.part", header, False, publish), etag
 

@@ -111,7 +111,10 @@ def _payload(
     found: StoredObject, status: int, headers: list[tuple[str, str]], start: int, stop: int
 ) -> Response:
     """Stream ``found[start:stop]``; closes ``found`` when done."""
-    return Response(status, headers, stream=found.iter_bytes(start, stop), on_close=found.close)
+    file = None if found.file is None else (found.file, found.offset + start, stop - start)
+    return Response(
+        status, headers, stream=found.iter_bytes(start, stop), on_close=found.close, file=file
+    )
 
 
 def object_get(call: Call) -> Response:

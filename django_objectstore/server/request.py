@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import IO, Protocol
 
 from django_objectstore.server.auth import Authorization
 from django_objectstore.server.errors import HTTPError
@@ -122,6 +122,9 @@ class Response:
     stream: Iterable[bytes | memoryview] | None = None
     on_close: Callable[[], None] | None = None
     slow: bool = False
+    #: ``(file, offset, count)``: a stream of a stored file the HTTP layer
+    #: may send with the kernel's sendfile (``stream`` reads the same bytes).
+    file: tuple[IO[bytes], int, int] | None = None
 
 
 def empty_response(status: int, headers: Iterable[tuple[str, str]] = ()) -> Response:
