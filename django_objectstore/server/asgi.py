@@ -157,7 +157,7 @@ class ObjectstoreApp:
         transfer = headers.get("transfer-encoding")
         length = headers.get("content-length")
         has_body = transfer is not None or (length is not None and length.strip() != "0")
-        resolved = routing.resolve(method, raw_path)
+        resolved = routing.resolve(method, raw_path, raw_query)
         exchange = _Exchange()
         with service.counter_lock:
             service.counters.in_flight += 1
