@@ -123,6 +123,7 @@ def parse_content_range(value: str) -> tuple[int | None, int | None, int | None]
 
 #: Longest ``/``-separated key segment the filesystem backends can store.
 MAX_KEY_SEGMENT_BYTES: Final = 255
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f]")
 
 
 def invalid_key_reason(key: str) -> str | None:
@@ -134,18 +135,20 @@ def invalid_key_reason(key: str) -> str | None:
     if not key:
         return "it is empty"
     try:
-        key.encode("utf-8")
+        encoded = key.encode("utf-8")
     except UnicodeEncodeError:
         return "it is not valid UTF-8 (it contains a lone surrogate)"
-    control = next((c for c in key if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    control = _CONTROL.search(key)
     if control is not None:
-        return f"it contains the control character {control!r}"
-    for segment in key.split("/"):
-        if segment in ("", ".", ".."):
-            return "it has an empty, '.' or '..' path segment"
-        if len(segment.encode("utf-8")) > MAX_KEY_SEGMENT_BYTES:
-            return (
-                f"its segment {segment[:20]!r}... is longer than {MAX_KEY_SEGMENT_BYTES} "
-                "bytes (UTF-8)"
-            )
+        return f"it contains the control character {control.group()!r}"
+    segments = key.split("/")
+    if "" in segments or "." in segments or ".." in segments:
+        return "it has an empty, '.' or '..' path segment"
+    if len(encoded) > MAX_KEY_SEGMENT_BYTES:
+        for segment in segments:
+            if len(segment.encode("utf-8")) > MAX_KEY_SEGMENT_BYTES:
+                return (
+                    f"its segment {segment[:20]!r}... is longer than {MAX_KEY_SEGMENT_BYTES} "
+                    "bytes (UTF-8)"
+                )
     return None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 #: The settings module: tests.settings, or tests.apps.settings for the
-#: third-party apps project (the ``apps`` tox environment).
+#: third-party apps project (tox environments apps-django52 and apps-django6).
 SETTINGS = os.environ.get("OBJECTSTORE_TEST_SETTINGS", "tests.settings")
 APPS = Path(__file__).resolve().parent / "apps"
 

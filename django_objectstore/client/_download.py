@@ -9,8 +9,8 @@ stored size and its first block:
   while frames that record their size (our large puts) are decompressed on
   several threads (``FrameDecoder``), other frames by the streaming reader;
 * large and stored in raw blocks (incompressible data): decoding is a copy,
-  so the blocks are read from the socket straight into the bytes handed out
-  (``RawBlocks``), on the reader's own thread.
+  made by slicing the blocks out of 1 MiB socket reads (``RawBlocks``), on
+  the reader's own thread.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from urllib3.response import HTTPResponse
 from django_objectstore import _protocol_parsing
 from django_objectstore.client._frames import FrameDecoder
 from django_objectstore.client._io import BLOCK_SIZE
-from django_objectstore.client._rawblocks import RawBlocks
+from django_objectstore.client._rawblocks import RawBlocks, Refilled
 from django_objectstore.client._response import (
     ReadAhead,
     ResponseStream,
@@ -101,9 +101,9 @@ def payload_stream(
         stream = cast(ResponseStream, payload)
         first, count = read_first_block(stream)
         if starts_with_raw_block(memoryview(first)[:count]):
-            # Incompressible data: decoding is a copy, so raw blocks are read
-            # straight into the returned bytes, on this thread (see _rawblocks).
-            return cast(IO[bytes], RawBlocks(memoryview(first)[:count], stream))
+            # Incompressible data: decoding is a copy, made by slicing the raw
+            # blocks out of 1 MiB reads, on this thread (see _rawblocks).
+            return cast(IO[bytes], RawBlocks(Refilled(stream, first, count)))
         # Big bodies: socket reads run in a helper thread while this one
         # decompresses (not worth a thread for small ones).
         payload = cast(IO[bytes], ReadAhead(stream, first, count))

@@ -110,27 +110,6 @@ class ResponseStream(io.RawIOBase):
         self._finish()
         return 0
 
-    def read_direct(self, size: int) -> bytes:
-        """Up to ``size`` bytes (``b""`` at the end) read by http.client
-        straight into the bytes object returned: one copy, no urllib3 layer."""
-        fp = getattr(self._response, "_fp", None)
-        if self._remaining is not None or not isinstance(fp, http.client.HTTPResponse):
-            return self.read(size)
-        if self.closed:
-            raise ValueError("I/O operation on closed payload stream")
-        if self._eof:
-            return b""
-        try:
-            data = fp.read(size)
-        except (OSError, http.client.HTTPException) as exc:
-            self._response.close()
-            raise translate_transport_error(exc, "payload read") from exc
-        if data:
-            return data
-        self._check_complete(fp)
-        self._finish()
-        return b""
-
     def _check_complete(self, fp: http.client.HTTPResponse) -> None:
         if not fp.chunked and fp.length:  # http.client does not complain
             self._response.close()

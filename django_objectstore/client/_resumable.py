@@ -14,6 +14,7 @@ connect only (nothing was sent); what to resend is the caller's choice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import urllib3
 from django_objectstore import _protocol_resumable as _wire
 from django_objectstore.client._io import BLOCK_SIZE
 from django_objectstore.client.errors import RequestError, raise_for_status
+from django_objectstore.client.metrics import measure_storage_operation
+from django_objectstore.client.tracing import Span, SpanAttributeValue, storage_span
 
 if TYPE_CHECKING:  # SessionCore makes handles (see its _create_upload)
     from django_objectstore.client._session import SessionCore
@@ -93,6 +96,29 @@ def _progress(response: Any) -> UploadProgress:
     if status == 201:
         return UploadComplete()
     return UploadIncomplete(int(response.headers[_wire.HEADER_UPLOAD_OFFSET]))
+
+
+class _Measures:
+    def __init__(self, span: Span, metrics: Any) -> None:
+        self.span = span
+        self.metrics = metrics
+
+    def record_size(self, value: int) -> None:
+        self.metrics.record_size(value)
+
+
+@contextlib.contextmanager
+def _measured(
+    session: SessionCore, operation: str, **attributes: SpanAttributeValue | None
+) -> Iterator[_Measures]:
+    """A tracing span and the storage metrics of one request."""
+    with (
+        storage_span(operation, session._usecase, session._scope, **attributes) as span,
+        measure_storage_operation(
+            session._metrics_backend, operation, session._usecase.name
+        ) as metrics,
+    ):
+        yield _Measures(span, metrics)
 
 
 def send(
@@ -166,11 +192,17 @@ class ResumableUpload:
     def _url(self) -> str:
         return f"{self._session._path(self._key)}?{_wire.QUERY_SESSION}={quote(self._token)}"
 
+    def _measured(self, operation: str, **attributes: int) -> Any:
+        """The span and metrics of one request, as the official client names them."""
+        session = self._session
+        return _measured(session, f"resumable.{operation}", key=self._key, **attributes)
+
     def progress(self) -> UploadProgress:
         """The server's offset (``ResumableUploadUnavailable`` when the
         session is gone)."""
         headers = {_wire.HEADER_UPLOAD_OFFSET: _wire.UPLOAD_OFFSET_QUERY}
-        return _progress(send(self._session, "PUT", self._url(), headers))
+        with self._measured("progress"):
+            return _progress(send(self._session, "PUT", self._url(), headers))
 
     def put(self, offset: int, contents: bytes | tuple[IO[bytes], int]) -> UploadProgress:
         """Send ``contents`` (bytes, or a stream and the exact number of
@@ -194,11 +226,15 @@ class ResumableUpload:
                 f"upload granularity of {unit} bytes"
             )
         headers = {_wire.HEADER_UPLOAD_OFFSET: str(offset), "Content-Length": str(length)}
-        return _progress(send(self._session, "PUT", self._url(), headers, body))
+        with self._measured("put", offset=offset, size=length) as metrics:
+            progress = _progress(send(self._session, "PUT", self._url(), headers, body))
+            metrics.record_size(length)
+            return progress
 
     def cancel(self) -> None:
         """Cancel the session; the server discards what it holds."""
-        response = send(self._session, "DELETE", self._url(), {})
+        with self._measured("cancel"):
+            response = send(self._session, "DELETE", self._url(), {})
         gone = response.status in (404, 410)
         raise_for_status(response, error_type=ResumableUploadUnavailable if gone else RequestError)
 
@@ -213,11 +249,13 @@ def create_upload(
         raise ValueError("the object length must not be negative")
     query = f"{_wire.QUERY_UPLOAD_TYPE}={_wire.UPLOAD_TYPE_RESUMABLE}"
     headers = {**headers, "Upload-Length": str(object_length), "Content-Length": "0"}
-    response = send(session, "PUT" if key else "POST", f"{session._path(key)}?{query}", headers)
-    if response.status == 501:
-        return None
-    raise_for_status(response)
-    answer = json.loads(response.data)
+    with _measured(session, "resumable.create", key=key) as metrics:
+        response = send(session, "PUT" if key else "POST", f"{session._path(key)}?{query}", headers)
+        if response.status == 501:
+            return None
+        raise_for_status(response)
+        answer = json.loads(response.data)
+        metrics.span.set_attribute("objectstore.key", str(answer["key"]))
     granularity = answer.get("granularity")
     return ResumableUpload(
         session,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import IO, Final, Literal, TypeAlias, cast
 
 import urllib3
@@ -44,6 +45,7 @@ __all__ = [
     "Threshold",
     "UploadOptions",
     "Usecase",
+    "check_client_options",
     "check_compression",
     "check_threshold",
 ]
@@ -75,6 +77,20 @@ def check_threshold(name: str, value: object, *, allow_none: bool) -> None:
         return
     if type(value) is not int or value < 0:
         raise ValueError(f'{name} must be a non-negative integer or "none", got {value!r}')
+
+
+def check_client_options(propagate_traces: bool, retries: object, token: object) -> None:
+    """The checks ``Client`` makes of these arguments, with what to do."""
+    if propagate_traces and find_spec("sentry_sdk") is None:
+        raise ImportError(
+            "propagate_traces=True needs the 'sentry-sdk' package, which is not "
+            "installed; install it (pip install sentry-sdk) or pass "
+            "propagate_traces=False"
+        )
+    if retries is not None and (type(retries) is not int or retries < 0):
+        raise ValueError(f"retries must be a non-negative integer or None, got {retries!r}")
+    if token is not None and not isinstance(token, SecretKey | str):
+        raise TypeError(f"token must be a SecretKey or a token string, got {type(token).__name__}")
 
 
 def check_compression(name: str, value: object, allowed: tuple[str, ...]) -> None:

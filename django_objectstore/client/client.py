@@ -8,7 +8,6 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from importlib.util import find_spec
 from os import PathLike
 from typing import Any, Final, Literal, cast
 from urllib.parse import urlparse
@@ -34,6 +33,7 @@ from django_objectstore.client._session import (
     Threshold,
     UploadOptions,
     Usecase,
+    check_client_options,
     check_compression,
     check_threshold,
 )
@@ -109,18 +109,7 @@ class Client:
         multipart_part_size: int = DEFAULT_MULTIPART_PART_SIZE,
         multipart_workers: int = DEFAULT_MULTIPART_WORKERS,
     ) -> None:
-        if propagate_traces and find_spec("sentry_sdk") is None:
-            raise ImportError(
-                "propagate_traces=True needs the 'sentry-sdk' package, which is not "
-                "installed; install it (pip install sentry-sdk) or pass "
-                "propagate_traces=False"
-            )
-        if retries is not None and (type(retries) is not int or retries < 0):
-            raise ValueError(f"retries must be a non-negative integer or None, got {retries!r}")
-        if token is not None and not isinstance(token, SecretKey | str):
-            raise TypeError(
-                f"token must be a SecretKey or a token string, got {type(token).__name__}"
-            )
+        check_client_options(propagate_traces, retries, token)
         uploads = UploadOptions(multipart_threshold, multipart_part_size, multipart_workers)
         self._pool = make_pool(
             base_url,

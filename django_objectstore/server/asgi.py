@@ -157,7 +157,7 @@ class ObjectstoreApp:
         transfer = headers.get("transfer-encoding")
         length = headers.get("content-length")
         has_body = transfer is not None or (length is not None and length.strip() != "0")
-        resolved = routing.resolve(method, raw_path)
+        resolved = routing.resolve(method, raw_path, raw_query)
         exchange = _Exchange()
         with service.counter_lock:
             service.counters.in_flight += 1
@@ -238,7 +238,8 @@ class ObjectstoreApp:
         exchange.status = status
         stream = response.stream
         if stream is None:
-            if status not in _NO_BODY_STATUS and status >= 200:
+            sized = any(name == b"content-length" for name, _ in headers)  # a HEAD's own
+            if status not in _NO_BODY_STATUS and status >= 200 and not sized:
                 headers.append((b"content-length", b"%d" % len(response.body)))
             yield {"type": "http.response.start", "status": status, "headers": headers}
             body = b"" if request.method == "HEAD" else response.body

@@ -92,8 +92,8 @@ def _run_one(
             key = unquote_to_bytes(encoded_key).decode("utf-8")
         except UnicodeDecodeError:
             return _error(index, 400, "client error: operation key is not valid UTF-8")
-        if not key or any(seg in (".", "..") for seg in key.split("/")):
-            return _error(index, 400, "client error: invalid operation key")
+        if not key:  # any other key is accepted, dot segments too, as upstream
+            return _error(index, 400, "client error: the operation key is empty")
     if key is None:
         if kind != "insert":
             return _error(index, 400, f"client error: {kind} operation needs a key")

@@ -122,7 +122,13 @@ def _not_allowed(service: Service) -> Response:
     raise HTTPError(405, form="empty", headers=[("allow", "GET,HEAD")])
 
 
-def resolve(method: str, raw_path: str) -> Resolved:
+#: Requests of the resumable protocol (``resumable``) on object routes: on a
+#: worker thread whatever the backend, since they wait for a session's lock
+#: and sync its files.
+_RESUMABLE: Final = Endpoint(endpoints.resumable_call, blocking=True)
+
+
+def resolve(method: str, raw_path: str, raw_query: str = "") -> Resolved:
     meta = META_ROUTES.get(raw_path)
     if meta is not None:
         if method not in ("GET", "HEAD"):
@@ -135,6 +141,12 @@ def resolve(method: str, raw_path: str) -> Resolved:
     if endpoint is None:
         allowed = _ALLOWED[path.kind]
         return Resolved(error=HTTPError(405, form="empty", headers=[("allow", allowed)]))
+    if (
+        path.kind in ("object", "objects")
+        and ("upload_type" in raw_query or "session" in raw_query)
+        and is_resumable(method, dict(parse_qsl(raw_query, keep_blank_values=True)))
+    ):
+        endpoint = _RESUMABLE
     return Resolved(endpoint=endpoint, path=path)
 
 

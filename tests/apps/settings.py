@@ -2,7 +2,8 @@
 django-cleanup, django-import-export and django-filer, every file in Objectstore.
 
 Used by ``tests/apps`` only (``OBJECTSTORE_TEST_SETTINGS=tests.apps.settings``,
-the ``apps`` tox environment); the tests point ``OBJECTSTORE`` at a local server.
+tox environments ``apps-django52`` and ``apps-django6``); the tests point
+``OBJECTSTORE`` at a local server.
 """
 
 from __future__ import annotations

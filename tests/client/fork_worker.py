@@ -165,12 +165,15 @@ def inherited_payloads(lib: Any, url: str, pem: str) -> None:
     session = client.session(lib.Usecase("test"), org=os.getpid())
     # Hex text compresses to about half: 12 MiB stores about 6.5 MB.
     text = os.urandom(6 << 20).hex().encode()
+    noise = os.urandom(6 << 20)
     objects = {
         # About 2 MB stored: zstandard's reader straight on the socket.
         "streamed": (session.put(text[: 4 << 20], key="streamed"), text[: 4 << 20]),
         # Over 4 MiB stored, frames of 2 MiB: ReadAhead thread + FrameDecoder threads.
         "read-ahead+frames": (session.put(text, key="large"), text),
         "plain": (session.put(text, key="plain", compress="none"), text),
+        # Incompressible, over 4 MiB: raw zstd blocks read by RawBlocks.
+        "raw blocks": (session.put(noise, key="noise"), noise),
     }
     opened = {}
     for name, (key, data) in objects.items():
@@ -179,6 +182,7 @@ def inherited_payloads(lib: Any, url: str, pem: str) -> None:
         assert head == data[:1000], name
         opened[name] = got.payload
     assert type(opened["read-ahead+frames"]).__name__ == "FrameDecoder"
+    assert type(opened["raw blocks"]).__name__ == "RawBlocks"
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:

@@ -12,6 +12,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -192,3 +193,26 @@ def test_an_input_that_cannot_rewind_gets_a_clear_error(
         assert session.get("lost") is None
         session.put(payload(700 * KIB), key="next")
         assert [m for m, _ in proxy.requests("objects:multipart")].count("PUT") == 1
+
+
+@pytest.mark.usefixtures("allow_small_parts")
+def test_local_server_without_multipart(tmp_path: Path, org: int) -> None:
+    # The local server's mode that answers 501 to multipart, as the real
+    # S3-compatible and BigTable backends do; inputs below the usecase's
+    # resumable threshold go in one request.
+    data = payload(600 * KIB)
+    with (
+        LocalServer(storage="filesystem", path=tmp_path, multipart=False) as server,
+        Client(server.url, multipart_threshold=256 * KIB, multipart_part_size=64 * KIB) as client,
+    ):
+        session = client.session(Usecase("test"), org=org)
+        assert session.put(io.BytesIO(data), key="one") == "one"
+        assert client._uploads.no_multipart == {"test"}
+        assert session.put(data, key="two") == "two"
+        for name in ("one", "two"):
+            got = session.get(name)
+            assert got is not None
+            with got.payload as stream:
+                assert stream.read() == data
+        uploads = tmp_path / "uploads"
+        assert not uploads.exists() or list(uploads.iterdir()) == []

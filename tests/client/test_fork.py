@@ -82,6 +82,12 @@ def test_a_payload_opened_before_the_fork_is_the_parents_alone(server: LocalServ
         "streamed": "RuntimeError",
         "read-ahead+frames": "RuntimeError",
         "plain": "RuntimeError",
+        "raw blocks": "RuntimeError",
         "fresh get": True,
     }
-    assert result["parent"] == {"streamed": True, "read-ahead+frames": True, "plain": True}
+    assert result["parent"] == {
+        "streamed": True,
+        "read-ahead+frames": True,
+        "plain": True,
+        "raw blocks": True,
+    }

@@ -10,9 +10,8 @@ unchanged. Adapted, and only this: the import prefix
 of the Rust binary. Left out: ``test_connect_timeout``, which connects to an
 address outside loopback (10.255.255.1); tests here never leave 127.0.0.1.
 
-The resumable tests use the module ``django_objectstore.client._resumable``
-with the official names. Until that module provides them, the names below
-are stand-ins and those tests fail (they are not skipped).
+The resumable tests use ``django_objectstore.client._resumable``, which
+carries the official names.
 """
 
 # ruff: noqa: B008, PT011, PT018, PT030
@@ -41,30 +40,18 @@ from django_objectstore.client import (
     Session,
     Usecase,
 )
+from django_objectstore.client._resumable import (
+    ResumableUploadUnavailable,
+    UploadComplete,
+    UploadIncomplete,
+    UploadOffsetMismatch,
+)
 from django_objectstore.client.auth import Permission, SecretKey
 from django_objectstore.client.errors import RequestError
 from django_objectstore.client.metadata import TimeToLive
 from django_objectstore.client.multipart import CompletePart, MultipartCompleteError
 from django_objectstore.client.scope import Scope
 from django_objectstore.server import KeyConfig, LocalServer
-
-try:
-    from django_objectstore.client._resumable import (
-        ResumableUploadUnavailable,
-        UploadComplete,
-        UploadIncomplete,
-        UploadOffsetMismatch,
-    )
-except ImportError as missing:  # the resumable module lacks the official names
-    _MISSING = str(missing)
-
-    class _MissingResumableApi(Exception):
-        def __init__(self, *args: object) -> None:
-            super().__init__(f"django_objectstore.client._resumable: {_MISSING}")
-
-    ResumableUploadUnavailable = UploadComplete = UploadIncomplete = UploadOffsetMismatch = (
-        _MissingResumableApi
-    )
 
 # The official bodies leave clients and a listening socket to the garbage
 # collector; under this project's warnings-as-errors that would fail them.

@@ -25,25 +25,27 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
-class BytesSource:
-    """An in-memory ``Source`` that returns at most ``step`` bytes a read."""
+class BytesChunks:
+    """In-memory ``Chunks``: pieces of at most ``step`` bytes, each valid
+    until the next read (the buffer is reused, as ``Refilled`` does)."""
 
-    def __init__(self, data: bytes, step: int = 1 << 30) -> None:
+    def __init__(self, data: bytes, step: int) -> None:
         self.stream = io.BytesIO(data)
-        self.step = step
+        self.buffer = bytearray(step)
         self.closed = False
 
-    def read_direct(self, size: int) -> bytes:
-        return self.stream.read(min(size, self.step))
+    def read(self, size: int = -1) -> memoryview:
+        count = self.stream.readinto(self.buffer)
+        return memoryview(self.buffer)[:count]
 
     def close(self) -> None:
         self.closed = True
 
 
-def decode(stream: bytes, *, prefix: int = 0, step: int = 1 << 30, read: int = MIB) -> bytes:
-    """Decoded by ``RawBlocks`` whose first buffer held ``prefix`` bytes, from
-    a source handing out ``step`` bytes at most, read ``read`` at a time."""
-    reader = RawBlocks(memoryview(stream[:prefix]), BytesSource(stream[prefix:], step))
+def decode(stream: bytes, *, step: int = MIB, read: int = MIB) -> bytes:
+    """Decoded by ``RawBlocks`` from pieces of ``step`` bytes, read ``read``
+    bytes at a time."""
+    reader = RawBlocks(BytesChunks(stream, step))
     out = []
     while chunk := reader.read(read):
         out.append(chunk)
@@ -72,7 +74,7 @@ NOISE = os.urandom(3 * MIB)
 def test_official_frame_of_random_bytes() -> None:
     stream = official(NOISE)
     assert decode(stream) == NOISE
-    assert decode(stream, prefix=1000, step=4000, read=10_000) == NOISE
+    assert decode(stream, step=4000, read=10_000) == NOISE
 
 
 def test_compressed_blocks_after_raw_ones_refer_back_into_the_window() -> None:
@@ -81,7 +83,7 @@ def test_compressed_blocks_after_raw_ones_refer_back_into_the_window() -> None:
     data = NOISE[: 2 * MIB] + b"abc" * 100_000 + NOISE[MIB : MIB + 700 * KIB] + NOISE[:1000]
     stream = official(data)
     assert decode(stream) == data
-    assert decode(stream, prefix=5, step=777, read=3000) == data
+    assert decode(stream, step=777, read=3000) == data
 
 
 def test_frames_checksums_skippable_rle_and_raw_frames() -> None:
@@ -110,7 +112,7 @@ def test_frames_checksums_skippable_rle_and_raw_frames() -> None:
         NOISE[: 200 * KIB] + text
     )
     assert decode(stream) == expected(stream)
-    assert decode(stream, prefix=100, step=1000, read=50_000) == expected(stream)
+    assert decode(stream, step=1000, read=50_000) == expected(stream)
 
 
 def test_truncated_streams_raise() -> None:
@@ -155,7 +157,7 @@ def test_any_stream_decodes_as_zstandard_decodes_it(
             stream += zstandard.ZstdCompressor(level=3).compress(data)
         else:
             stream += official(data, write_checksum=kind == "checksum")
-    assert decode(stream, prefix=min(len(stream), 50), step=step, read=read) == expected(stream)
+    assert decode(stream, step=step, read=read) == expected(stream)
 
 
 # -- through the client ----------------------------------------------------------
@@ -175,9 +177,10 @@ def test_large_incompressible_get_slices_raw_blocks(stored: Session) -> None:
         with got.payload as payload:
             assert isinstance(payload, RawBlocks)
             assert payload.read(1000) == data[:1000]
-            chunk = payload.read(MIB)  # the rest of the first raw block
-            assert chunk == data[1000 : 128 * KIB]
-            assert payload.read() == data[128 * KIB :]
+            chunk = payload.read(MIB)  # up to the end of the buffered MiB
+            assert 128 * KIB < len(chunk) <= MIB
+            assert chunk == data[1000 : 1000 + len(chunk)]
+            assert payload.read() == data[1000 + len(chunk) :]
         assert threads_named("objectstore-read-ahead") == []
 
 

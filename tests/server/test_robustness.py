@@ -152,7 +152,7 @@ def test_keep_alive_pipelining_and_drain(memory_server: LocalServer) -> None:
         response = read_all(sock)
     assert response.count(b"HTTP/1.1 ") == 3
     assert b"HTTP/1.1 400" in response
-    assert response.endswith(b"5\r\nhello\r\n0\r\n\r\n")
+    assert response.endswith(b"content-length: 5\r\nconnection: close\r\n\r\nhello")
 
 
 def test_expect_continue(memory_server: LocalServer) -> None:
