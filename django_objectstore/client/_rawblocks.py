@@ -56,12 +56,19 @@ __all__ = ["MAX_WINDOW", "Chunks", "RawBlocks", "Refilled"]
 #: zstandard is at most this (level 3 uses 2 MiB or less, raw frames 128 KiB).
 MAX_WINDOW: Final = 8 * 1024 * 1024
 
+#: Reads at least this big receive raw block contents straight into the
+#: bytes they return (smaller ones are sliced out of the 1 MiB buffer).
+DIRECT_MIN: Final = 64 * 1024
+
 
 class Chunks(Protocol):
     """The stream in pieces: ``read`` returns the next piece (empty at the
-    end), valid until the next call."""
+    end), valid until the next call; ``readinto`` fills a buffer of the
+    caller's with the bytes that follow (all of it unless the stream ends)."""
 
     def read(self, size: int = -1, /) -> Buffer: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
 
     def close(self) -> None: ...
 
@@ -80,6 +87,15 @@ class Refilled:
         if count is None:
             count = self._stream.readinto(self._buffer)
         return self._buffer[:count]
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        # RawBlocks reads the first piece (block headers) before any block.
+        assert self._first is None, "read() hands out the first piece first"
+        wanted = buffer.nbytes
+        count = self._stream.readinto(buffer)
+        while 0 < count < wanted and (more := self._stream.readinto(buffer[count:])):
+            count += more
+        return count
 
     def close(self) -> None:
         self._stream.close()
@@ -103,6 +119,8 @@ class RawBlocks(io.RawIOBase):
         self._history_size = 0
         self._zstd: IO[bytes] | None = None  # once zstandard reads the rest
         self._skip = 0  # replayed output zstandard gives back first
+        # buffer_size 1: reads of any size go to _Direct.readinto whole.
+        self._direct = io.BufferedReader(_Direct(self), buffer_size=1)
 
     def readable(self) -> bool:
         return True
@@ -136,6 +154,43 @@ class RawBlocks(io.RawIOBase):
         header = self._buffer[self._position : self._position + BLOCK_HEADER]
         kind = parse_block_header(header)[1]
         return kind == BLOCK_RAW or (kind == BLOCK_RLE and available > BLOCK_HEADER)
+
+    def _next_raw_block(self) -> bool:
+        """Start the next block if it is raw, in this frame and its header
+        is in the buffer (True), else leave it to ``read``."""
+        available = self._end - self._position
+        if not self._in_frame or self._last or available < BLOCK_HEADER:
+            return False
+        header = self._buffer[self._position : self._position + BLOCK_HEADER]
+        last, kind, _ = parse_block_header(header)
+        if kind != BLOCK_RAW:
+            return False
+        self._position += BLOCK_HEADER
+        self._last, self._block_left = last, block_size(header)
+        return True
+
+    def _receive(self, view: memoryview) -> int:
+        """Raw block contents straight from the source into ``view``: one
+        read takes the rest of the block and the next block's header, which
+        is kept in a small buffer (0 where the raw blocks stop)."""
+        while not self._block_left:  # (a block may be empty)
+            if not self._next_raw_block():
+                return 0
+        left = self._block_left
+        if self._position < self._end:  # a header's read took more bytes
+            take = min(view.nbytes, left, self._end - self._position)
+            view[:take] = self._buffer[self._position : self._position + take]
+            self._position += take
+        else:
+            count = self._chunks.readinto(view[: left + BLOCK_HEADER])
+            if not count:
+                raise truncated()
+            take = min(count, left)
+            if count > take:  # what follows the block, for the parser
+                self._buffer = memoryview(bytes(view[take:count]))
+                self._position, self._end = 0, count - take
+        self._block_left = left - take
+        return take
 
     def _exact(self, size: int, *, eof_ok: bool = False) -> bytes:
         data = self._read(size)
@@ -233,6 +288,9 @@ class RawBlocks(io.RawIOBase):
                 if self._position == self._end:
                     if pieces:
                         break  # a refill overwrites what the views show
+                    if size >= DIRECT_MIN:
+                        # Received straight into the bytes handed out.
+                        return self._remember(self._direct.read(size))
                     self._refill()
                 take = min(wanted, self._block_left, self._end - self._position)
                 pieces.append(self._buffer[self._position : self._position + take])
@@ -281,6 +339,21 @@ class RawBlocks(io.RawIOBase):
             self._chunks.close()
         finally:
             super().close()
+
+
+class _Direct(io.RawIOBase):
+    """Raw block contents for ``io.BufferedReader``, which hands ``readinto``
+    the inside of the ``bytes`` it then returns: received without a copy."""
+
+    def __init__(self, owner: RawBlocks) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        return self._owner._receive(memoryview(buffer).cast("B"))
 
 
 class _Source(io.RawIOBase):

@@ -38,6 +38,9 @@ class BytesChunks:
         count = self.stream.readinto(self.buffer)
         return memoryview(self.buffer)[:count]
 
+    def readinto(self, buffer: memoryview) -> int:
+        return self.stream.readinto(buffer)
+
     def close(self) -> None:
         self.closed = True
 
