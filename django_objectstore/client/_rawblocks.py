@@ -70,6 +70,8 @@ class Chunks(Protocol):
 
     def readinto(self, buffer: memoryview, /) -> int: ...
 
+    def scatter_into(self, buffers: list[memoryview], /) -> int | None: ...
+
     def close(self) -> None: ...
 
 
@@ -97,6 +99,10 @@ class Refilled:
             count += more
         return count
 
+    def scatter_into(self, buffers: list[memoryview], /) -> int | None:
+        assert self._first is None, "read() hands out the first piece first"
+        return self._stream.scatter_into(buffers)
+
     def close(self) -> None:
         self._stream.close()
 
@@ -119,6 +125,7 @@ class RawBlocks(io.RawIOBase):
         self._history_size = 0
         self._zstd: IO[bytes] | None = None  # once zstandard reads the rest
         self._skip = 0  # replayed output zstandard gives back first
+        self._scatter = True  # the source may take scatter_into
         # buffer_size 1: reads of any size go to _Direct.readinto whole.
         self._direct = io.BufferedReader(_Direct(self), buffer_size=1)
 
@@ -170,17 +177,35 @@ class RawBlocks(io.RawIOBase):
         return True
 
     def _receive(self, view: memoryview) -> int:
-        """Raw block contents straight from the source into ``view``: one
-        read takes the rest of the block and the next block's header, which
-        is kept in a small buffer (0 where the raw blocks stop)."""
+        """Raw block contents straight from the source into ``view`` (0
+        where the raw blocks stop): by ``_scatter_blocks`` where the source
+        can, else by one read of the rest of the block and the next block's
+        header, which is kept in the buffer for the parser."""
         while not self._block_left:  # (a block may be empty)
-            if not self._next_raw_block():
+            if self._next_raw_block():
+                continue
+            if not (self._scatter and self._in_frame and not self._last):
                 return 0
+            if self._position < self._end:
+                return 0  # not a raw block: read() parses it
+            # The next header is not read yet: read it with what follows.
+            received = self._scatter_blocks(view, 0)
+            if received is None:
+                self._scatter = False
+                return 0
+            if received:
+                return received
         left = self._block_left
         if self._position < self._end:  # a header's read took more bytes
             take = min(view.nbytes, left, self._end - self._position)
             view[:take] = self._buffer[self._position : self._position + take]
             self._position += take
+        elif self._scatter and view.nbytes > left + BLOCK_HEADER:
+            received = self._scatter_blocks(view, left)
+            if received is not None:
+                return received
+            self._scatter = False
+            return self._receive(view)
         else:
             count = self._chunks.readinto(view[: left + BLOCK_HEADER])
             if not count:
@@ -191,6 +216,48 @@ class RawBlocks(io.RawIOBase):
                 self._position, self._end = 0, count - take
         self._block_left = left - take
         return take
+
+    def _scatter_blocks(self, view: memoryview, left: int) -> int | None:
+        """Fill ``view`` by one read that puts the rest of this block (its
+        ``left`` bytes) and the blocks after it, assumed raw and full-sized,
+        in place, and their headers aside; bytes that prove the guess wrong
+        (another block kind or size, a frame's end) go to the buffer for the
+        parser. None if the source cannot read so."""
+        buffers = [view[:left]] if left else []
+        first, start = len(buffers), left
+        while True:
+            buffers.append(memoryview(bytearray(BLOCK_HEADER)))
+            if self._last or start == view.nbytes:
+                break
+            buffers.append(view[start : start + RAW_BLOCK])
+            start += buffers[-1].nbytes
+            if buffers[-1].nbytes < RAW_BLOCK:
+                break  # the view ends inside this block
+        count = self._chunks.scatter_into(buffers)
+        if count is None:
+            return None
+        if not count:
+            raise truncated()
+        placed = min(count, left)
+        self._block_left = left - placed
+        rest, index = count - placed, first
+        while rest and not self._last and not self._block_left:
+            header = buffers[index]
+            content = buffers[index + 1] if index + 1 < len(buffers) else view[:0]
+            last, kind, _ = parse_block_header(header)
+            size = block_size(header)
+            if rest < BLOCK_HEADER or kind != BLOCK_RAW or size < content.nbytes:
+                break  # not the guessed block: parsed from the buffer
+            got = min(rest - BLOCK_HEADER, content.nbytes)
+            self._last, self._block_left = last, size - got
+            placed, rest, index = placed + got, rest - BLOCK_HEADER - got, index + 2
+        if rest:  # the bytes after those placed, in stream order
+            after, wanted = [], rest
+            for piece in buffers[index:]:
+                after.append(piece[:wanted])
+                wanted -= after[-1].nbytes
+            self._buffer, self._position, self._end = memoryview(b"".join(after)), 0, rest
+        return placed
 
     def _exact(self, size: int, *, eof_ok: bool = False) -> bytes:
         data = self._read(size)

@@ -32,6 +32,7 @@ class BytesChunks:
     def __init__(self, data: bytes, step: int) -> None:
         self.stream = io.BytesIO(data)
         self.buffer = bytearray(step)
+        self.step = step
         self.closed = False
 
     def read(self, size: int = -1) -> memoryview:
@@ -40,6 +41,16 @@ class BytesChunks:
 
     def readinto(self, buffer: memoryview) -> int:
         return self.stream.readinto(buffer)
+
+    def scatter_into(self, buffers: list[memoryview]) -> int:
+        """At most ``step`` bytes, as a socket read may stop anywhere."""
+        count, room = 0, self.step
+        for buffer in buffers:
+            got = self.stream.readinto(buffer[:room])
+            count, room = count + got, room - got
+            if got < buffer.nbytes or not room:
+                break
+        return count
 
     def close(self) -> None:
         self.closed = True
