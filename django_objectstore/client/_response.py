@@ -124,7 +124,7 @@ class ResponseStream(io.RawIOBase):
         fp = getattr(self._response, "_fp", None)
         if self._remaining is not None or not isinstance(fp, http.client.HTTPResponse):
             return None
-        reader = fp.fp
+        reader: object = fp.fp  # a BufferedReader over a socket, as a rule
         sock = getattr(getattr(reader, "raw", None), "_sock", None)
         if not isinstance(reader, io.BufferedReader) or not isinstance(sock, socket.socket):
             return None
