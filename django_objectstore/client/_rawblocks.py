@@ -2,14 +2,18 @@
 
 zstd stores data it cannot compress (JPEG, video, encrypted or random bytes)
 in *raw* blocks: the bytes themselves after a 3-byte header. Decoding such a
-block is a copy, so a decoder costs a second pass over the payload after the
-socket read, and zstandard's streaming decoder even copies it twice (into
+block is a copy, and zstandard's streaming decoder even copies it twice (into
 its window, then out). ``RawBlocks`` parses the frames itself (RFC 8878:
-frame headers, skippable frames, raw and RLE blocks), reads the socket in
-1 MiB reads into one reused buffer, and copies the block contents of each
-``read`` out of it once, headers left out. (Receiving each 128 KiB block
-straight into its own bytes object saves that copy but takes two socket
-reads per block: it measured 10-25% more CPU than this.)
+frame headers, skippable frames, raw and RLE blocks). A ``read`` of 64 KiB
+or more receives raw block contents straight into the ``bytes`` it returns
+(``io.BufferedReader`` hands ``readinto`` its inside): one socket read
+(``recvmsg_into``) per call scatters the stream over the output and small
+header buffers, guessing that full-sized raw blocks follow; where a header
+proves the guess wrong, what followed it goes back to the parser. The
+kernel's copy is then the only one, at about one socket read per MiB.
+Smaller reads (and sources that cannot scatter) slice block contents out of
+1 MiB reads into a reused buffer, one copy. (Receiving block by block with
+one plain read each took 9x the socket reads and more CPU than that copy.)
 
 Any zstd stream still reads correctly. A frame that needs zstd (a checksum,
 a dictionary, or a window over ``MAX_WINDOW``) goes to zstandard's streaming
