@@ -62,7 +62,7 @@ def ensure_venv() -> Path:
     fingerprint = install_fingerprint()
     if not STAMP.exists() or STAMP.read_text().strip() != fingerprint:
         print("Installing django-objectstore and the demo extras into it ...", flush=True)
-        command = [python, "-m", "pip", "install", "--quiet", "--editable", f"{ROOT}[demo]"]
+        command = [python, "-m", "pip", "install", "--quiet", "--editable", f"{ROOT}[demo,server]"]
         if subprocess.run(command, check=False).returncode != 0:
             sys.exit(
                 "Installing the demo's dependencies failed (see pip's output above); "

@@ -10,6 +10,14 @@ Not a production store: use the real Objectstore for that. Start it with
 
 from __future__ import annotations
 
+try:
+    import uvicorn  # noqa: F401 - only checked for here
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "django_objectstore.server needs the HTTP server library uvicorn (with httptools); "
+        "install the server extra: pip install django-objectstore[server]"
+    ) from exc
+
 from django_objectstore.server.app import LocalServer
 from django_objectstore.server.config import (
     ConfigError,

@@ -15,6 +15,7 @@ import http.client
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -22,10 +23,13 @@ from importlib import metadata
 from types import FrameType
 
 from django_objectstore.server.app import LocalServer
+from django_objectstore.server.backend_fs import FilesystemBackend
 from django_objectstore.server.config import ConfigError, ServerConfig
 from django_objectstore.server.config_loader import load_config, read_yaml
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimits
+from django_objectstore.server.runner import bind
 from django_objectstore.server.service import SHUTDOWN_MARKER, VERSION
+from django_objectstore.server.workers import default_workers, serve_workers
 
 __all__ = ["main"]
 
@@ -91,7 +95,68 @@ def _build(config: ServerConfig) -> LocalServer:
     return server
 
 
-def _run(config_file: str | None) -> int:
+def _worker_count(config: ServerConfig, asked: int | None) -> int:
+    """``--workers``, else ``OS__RUNTIME__WORKERS``, else the default (see
+    ``workers.default_workers``); 1 when per-process limits are set."""
+    if asked is None:
+        text = os.environ.get("OS__RUNTIME__WORKERS")
+        if text is not None:
+            try:
+                asked = int(text)
+            except ValueError:
+                raise ConfigError(
+                    f"OS__RUNTIME__WORKERS={text!r} is not a whole number of processes"
+                ) from None
+    limited = (
+        config.max_requests is not None
+        or config.rate_limits is not None
+        or config.max_concurrency is not None
+    )
+    if asked is None:
+        return 1 if limited else default_workers(config.storage)
+    if asked < 1:
+        raise ConfigError(f"--workers={asked} must be at least 1")
+    if asked > 1 and config.storage != "filesystem":
+        raise ConfigError(
+            "memory storage lives in one process: run it with one worker "
+            "(or use OS__STORAGE__TYPE=filesystem for several)"
+        )
+    if asked > 1 and limited:
+        _logger.warning(
+            "with %d workers, request, rate and concurrency limits apply per worker", asked
+        )
+    return asked
+
+
+def _serve_workers(config: ServerConfig, count: int) -> int:
+    try:
+        sock = bind(config.host, config.port)
+    except OSError as exc:
+        return _fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}", 1)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"objectstore server {VERSION} listening on http://{shown}:{port} "
+        f"(storage={config.storage}, auth {'enforced' if config.auth_enforce else 'off'}, "
+        f"{count} workers)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+    def serve(listening: socket.socket) -> None:
+        server = _build(config)
+        backend = server.service.backend
+        if isinstance(backend, FilesystemBackend):
+            # A worker sees only the parts it stores itself: its background
+            # pre-assembly would copy other workers' parts again and leave
+            # its prefixes behind. Completion copies the parts instead.
+            backend.preassemble = False
+        server.serve_on(listening)
+
+    return serve_workers(serve, sock, count)
+
+
+def _run(config_file: str | None, workers: int | None = None) -> int:
     try:
         config, warnings = _load(config_file)
     except ConfigError as exc:
@@ -111,10 +176,13 @@ def _run(config_file: str | None) -> int:
         )
     try:
         server = _build(config)
+        count = _worker_count(config, workers)
     except ConfigError as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot use storage path {config.path!r}: {exc.strerror}")
+    if count > 1:
+        return _serve_workers(config, count)
     try:
         server.start()
     except OSError as exc:
@@ -197,7 +265,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "-c", "--config", metavar="FILE", help="YAML configuration file (OS__* variables win)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="serve until SIGTERM or Ctrl+C")
+    run = commands.add_parser("run", help="serve until SIGTERM or Ctrl+C")
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (local extension; also OS__RUNTIME__WORKERS); default: one "
+        "per core for filesystem storage, 1 for memory storage or when per-process limits "
+        "(max requests, rate limits, max concurrency) are configured",
+    )
     commands.add_parser("healthcheck", help="exit 0 if GET /health answers 200")
     commands.add_parser("version", help="print the version")
     sleep = commands.add_parser("sleep", help="wait SECS seconds (for container hooks)")
@@ -206,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     down.add_argument("seconds", type=_seconds, nargs="?", metavar="SECS")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return _run(args.config)
+        return _run(args.config, args.workers)
     if args.command == "healthcheck":
         return _healthcheck(args.config)
     if args.command == "sleep":

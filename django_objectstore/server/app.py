@@ -3,22 +3,33 @@ background thread (tests, demos) or in the foreground (the CLI)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+from django_objectstore.server.asgi import ObjectstoreApp
 from django_objectstore.server.auth import KeyDirectory
+from django_objectstore.server.backend_fs import FilesystemBackend
+from django_objectstore.server.backend_memory import MemoryBackend
 from django_objectstore.server.backend_modes import NAME_LIMITS, NameLimit
 from django_objectstore.server.config import ConfigError, KeyConfig, Killswitch, UsecasePolicy
-from django_objectstore.server.handler import ObjectstoreHTTPServer
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter, RateLimits
+from django_objectstore.server.model import Backend
 from django_objectstore.server.resumable_disk import FilesystemSessions
 from django_objectstore.server.resumable_store import DEFAULT_SESSION_TTL, MemorySessions
+from django_objectstore.server.runner import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    UvicornServer,
+    bind,
+    make_config,
+)
 from django_objectstore.server.service import Service, logger
-from django_objectstore.server.storage import Backend, FilesystemBackend, MemoryBackend
 
 __all__ = ["LocalServer"]
 
@@ -36,7 +47,8 @@ class LocalServer:
 
     ``start()`` binds (port 0 picks a free port), serves in a daemon thread
     and returns once requests are accepted; ``url`` is then the base URL.
-    ``stop()`` shuts down, closes open connections and joins the threads.
+    ``stop()`` shuts down (requests in progress get a few seconds), closes
+    open connections and joins the threads.
     Also a context manager. ``clock`` (a callable returning an aware UTC
     ``datetime``) replaces the wall clock for expiry and token checks, so
     tests need not sleep. ``sweep_interval`` is how often expired objects
@@ -51,6 +63,10 @@ class LocalServer:
     ``min_part_size`` (bytes; not upstream) makes a multipart completion fail
     with ``EntityTooSmall`` when a listed part other than the last is smaller,
     as GCS and S3 do (5 MiB there); ``None`` accepts any size.
+    ``idle_timeout`` (seconds) closes kept-alive connections idle that long;
+    ``header_timeout`` (seconds) closes connections that have not sent a
+    whole request head that long after connecting or starting a request.
+    HTTP framing is uvicorn's (httptools parser), run on the thread.
     Resumable uploads (section 20) are on unless ``resumable=False`` (creates
     answered 501, as a backend without them); their sessions expire
     ``resumable_session_ttl`` after creation (default 7 days, as GCS's).
@@ -78,6 +94,8 @@ class LocalServer:
         rate_limits: RateLimits | None = None,
         max_concurrency: int | None = None,
         min_part_size: int | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         multipart: bool = True,
         resumable: bool = True,
         resumable_session_ttl: timedelta = DEFAULT_SESSION_TTL,
@@ -115,7 +133,12 @@ class LocalServer:
         self._host = host
         self._port = port
         self._sweep_interval = sweep_interval
-        self._httpd: ObjectstoreHTTPServer | None = None
+        self._idle_timeout = idle_timeout
+        self._header_timeout = header_timeout
+        self._uvicorn: UvicornServer | None = None
+        self._socket: socket.socket | None = None
+        self._address: tuple[str, int] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
@@ -153,32 +176,40 @@ class LocalServer:
 
     @property
     def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("LocalServer is not started; call start() first")
         host, port = self.address
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
 
     @property
     def address(self) -> tuple[str, int]:
-        if self._httpd is None:
+        if self._address is None:
             raise RuntimeError("LocalServer is not started; call start() first")
-        host, port = self._httpd.server_address[:2]
-        return (host.decode() if isinstance(host, bytes) else str(host)), int(port)
+        return self._address
 
     def start(self) -> LocalServer:
-        if self._httpd is not None:
+        if self._uvicorn is not None:
             raise RuntimeError("LocalServer is already started")
         self._stopping.clear()
         self.service.shutting_down = False
-        self._httpd = ObjectstoreHTTPServer((self._host, self._port), self.service)
+        sock = bind(self._host, self._port)
+        host, port = sock.getsockname()[:2]
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=128, thread_name_prefix="objectstore-request"
+        )
+        app = ObjectstoreApp(self.service, self._executor)
+        server = UvicornServer(
+            make_config(app, idle_timeout=self._idle_timeout, header_timeout=self._header_timeout)
+        )
+        self._uvicorn, self._socket, self._address = server, sock, (str(host), int(port))
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="objectstore-server",
-            daemon=True,
+            target=server.run, args=([sock],), name="objectstore-server", daemon=True
         )
         self._thread.start()
+        while not server.started:
+            if not self._thread.is_alive():
+                self._cleanup()
+                raise RuntimeError("the objectstore server thread ended during start-up")
+            self._thread.join(0.005)
         if self._sweep_interval is not None:
             self._sweeper = threading.Thread(
                 target=self._sweep_loop, name="objectstore-sweeper", daemon=True
@@ -186,6 +217,36 @@ class LocalServer:
             self._sweeper.start()
         logger.info("objectstore server listening on %s", self.url)
         return self
+
+    def serve_on(self, sock: socket.socket) -> None:
+        """Serve on an already listening socket in this (main) thread until
+        SIGTERM or SIGINT: what each worker process of the CLI runs."""
+        host, port = sock.getsockname()[:2]
+        self._address = (str(host), int(port))
+        executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=128, thread_name_prefix="objectstore-request"
+        )
+        app = ObjectstoreApp(self.service, executor)
+        config = make_config(
+            app, idle_timeout=self._idle_timeout, header_timeout=self._header_timeout
+        )
+        if self._sweep_interval is not None:
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="objectstore-sweeper", daemon=True
+            )
+            self._sweeper.start()
+        try:
+            UvicornServer(config).run([sock])
+        finally:
+            self._stopping.set()
+            self.service.shutting_down = True
+            if self._sweeper is not None:
+                self._sweeper.join()
+            executor.shutdown(wait=False, cancel_futures=True)
+            if isinstance(self.service.backend, FilesystemBackend):
+                self.service.backend.close()
+            self._address = None
+            self._sweeper = None
 
     def serve_forever(self) -> None:
         """Start and block until ``stop()`` is called (or KeyboardInterrupt)."""
@@ -222,13 +283,11 @@ class LocalServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        httpd = self._httpd
-        if httpd is None:
+        server = self._uvicorn
+        if server is None:
             return
         self.service.shutting_down = True
-        httpd.shutdown()
-        httpd.close_connections()
-        httpd.server_close()
+        server.should_exit = True
         if self._thread is not None:
             self._thread.join()
         if self._sweeper is not None:
@@ -238,7 +297,17 @@ class LocalServer:
             # Stops its background worker; the files stay. (MemoryBackend.close
             # would drop the data, and a stopped server may be started again.)
             backend.close()
-        self._httpd = None
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self._uvicorn = None
+        self._socket = None
+        self._address = None
+        self._executor = None
         self._thread = None
         self._sweeper = None
 
@@ -249,5 +318,5 @@ class LocalServer:
         self.stop()
 
     def __repr__(self) -> str:
-        where = self.url if self._httpd is not None else "stopped"
+        where = self.url if self._address is not None else "stopped"
         return f"<LocalServer {where}>"

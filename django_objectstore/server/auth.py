@@ -29,6 +29,7 @@ from django_objectstore._protocol import (
 )
 from django_objectstore._protocol_parsing import loads_json, parse_unsigned
 from django_objectstore.server.config import PERMISSIONS, ConfigError, KeyConfig
+from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.headers import RequestHeaders
 
 __all__ = ["AuthError", "Authorization", "KeyDirectory"]
@@ -56,14 +57,9 @@ _PYJWT = jwt.PyJWT(
 )
 
 
-class AuthError(Exception):
-    """An authentication or authorization failure with its HTTP status. The
-    message never contains the token."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+#: Authentication and authorization failures are ``HTTPError``s (the one
+#: "answer with this status" exception); the old name stays for callers.
+AuthError = HTTPError
 
 
 def _bad_request(reason: str) -> AuthError:

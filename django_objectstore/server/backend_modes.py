@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from django_objectstore.server.model import Identity
 from django_objectstore.server.service import ClientError, Service
-from django_objectstore.server.storage import Identity
 
 __all__ = [
     "GCS_NAME_LIMIT",

@@ -14,6 +14,7 @@ from django_objectstore.server.auth import AuthError, Authorization
 from django_objectstore.server.backend_modes import check_name
 from django_objectstore.server.form_reader import FormError, FormPart, FormReader
 from django_objectstore.server.headers import RequestHeaders
+from django_objectstore.server.model import Identity, StoredObject
 from django_objectstore.server.service import (
     REASONS,
     ClientError,
@@ -21,7 +22,6 @@ from django_objectstore.server.service import (
     meta_from_headers,
     meta_headers,
 )
-from django_objectstore.server.storage import Identity, StoredObject
 
 __all__ = ["MAX_BODY_BYTES", "MAX_INSERT_BYTES", "MAX_OPERATIONS", "run_batch", "split_parts"]
 
@@ -92,8 +92,8 @@ def _run_one(
             key = unquote_to_bytes(encoded_key).decode("utf-8")
         except UnicodeDecodeError:
             return _error(index, 400, "client error: operation key is not valid UTF-8")
-        if not key or any(seg in (".", "..") for seg in key.split("/")):
-            return _error(index, 400, "client error: invalid operation key")
+        if not key:  # any other key is accepted, dot segments too, as upstream
+            return _error(index, 400, "client error: the operation key is empty")
     if key is None:
         if kind != "insert":
             return _error(index, 400, f"client error: {kind} operation needs a key")

@@ -37,6 +37,7 @@ from django_objectstore._protocol_resumable import (
 )
 from django_objectstore.server.auth import Authorization
 from django_objectstore.server.headers import RequestHeaders
+from django_objectstore.server.model import Identity
 from django_objectstore.server.resumable_store import (
     OffsetMismatch,
     PastLength,
@@ -44,7 +45,6 @@ from django_objectstore.server.resumable_store import (
     SessionGone,
 )
 from django_objectstore.server.service import ClientError, Service, meta_from_headers
-from django_objectstore.server.storage import Identity
 
 __all__ = ["Answer", "handle", "is_resumable"]
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from django_objectstore.server.model import CHUNK, Backend, Identity, ObjectMeta, Writer
 from django_objectstore.server.resumable_store import (
     DEFAULT_SESSION_TTL,
     SessionGone,
@@ -22,7 +23,6 @@ from django_objectstore.server.resumable_store import (
     SessionRecord,
     Sessions,
 )
-from django_objectstore.server.storage import CHUNK, Backend, Identity, ObjectMeta, Writer
 
 __all__ = ["FilesystemSessions"]
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from django_objectstore.server.storage import CHUNK, Backend, Identity, ObjectMeta, Writer
+from django_objectstore.server.model import CHUNK, Backend, Identity, ObjectMeta, Writer
 
 __all__ = [
     "DEFAULT_SESSION_TTL",

@@ -32,12 +32,21 @@ from django_objectstore._protocol import (
 )
 from django_objectstore.server.auth import KeyDirectory
 from django_objectstore.server.config import Killswitch, UsecasePolicy
+from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.headers import RequestHeaders
 from django_objectstore.server.limits import ConcurrencyLimit, RateLimiter
+from django_objectstore.server.model import Backend, Identity, ObjectMeta, StoredObject
 from django_objectstore.server.resumable_store import Sessions
-from django_objectstore.server.storage import Backend, Identity, ObjectMeta, StoredObject
 
-__all__ = ["REASONS", "VERSION", "ClientError", "Service", "disposition", "meta_from_headers"]
+__all__ = [
+    "REASONS",
+    "VERSION",
+    "ClientError",
+    "Service",
+    "disposition",
+    "meta_from_headers",
+    "meta_headers",
+]
 
 #: Reported in ``Server`` headers and by ``version``: upstream's server crate version.
 VERSION = "0.1.0"
@@ -65,24 +74,24 @@ REASONS = {
     405: "Method Not Allowed",
     409: "Conflict",
     410: "Gone",
+    411: "Length Required",
     413: "Payload Too Large",
+    414: "URI Too Long",
     415: "Unsupported Media Type",
     416: "Range Not Satisfiable",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",
     503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
 }
 
 
-class ClientError(Exception):
-    """A request the server rejects with a JSON error body."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+#: The name the service's errors had before ``HTTPError`` was the only one
+#: (kept so code written against it keeps working).
+ClientError = HTTPError
 
 
 def _valid_value(value: str) -> bool:
@@ -95,20 +104,20 @@ def _last(headers: RequestHeaders, name: str) -> str | None:
 
 
 def _header_error() -> ClientError:
-    return ClientError(400, "service error: metadata error: error dealing with http headers")
+    return HTTPError(400, "service error: metadata error: error dealing with http headers")
 
 
 def meta_from_headers(headers: RequestHeaders, now: datetime) -> ObjectMeta:
     """Build the metadata of an insert from its request headers (section 5.1).
-    Raises ``ClientError`` (400) for invalid values."""
+    Raises ``HTTPError`` (400) for invalid values."""
     content_type = _last(headers, "content-type") or "application/octet-stream"
     if not _valid_value(content_type):
         raise _header_error()
     if _MEDIA_TYPE.fullmatch(content_type) is None:
-        raise ClientError(400, "service error: metadata error: invalid content type")
+        raise HTTPError(400, "service error: metadata error: invalid content type")
     compression = _last(headers, "content-encoding")
     if compression is not None and compression != "zstd":
-        raise ClientError(400, "service error: metadata error: invalid compression value")
+        raise HTTPError(400, "service error: metadata error: invalid compression value")
     expiration = _last(headers, HEADER_EXPIRATION)
     kind: ExpirationKind = "manual"
     duration: timedelta | None = None
@@ -240,7 +249,7 @@ class Service:
         operations, which may use only a share of them); 429 when none is free."""
         with self.concurrency.permit(bulk=bulk) as acquired:
             if not acquired:
-                raise ClientError(429, "service error: concurrency limit reached")
+                raise HTTPError(429, "service error: concurrency limit reached")
             yield
 
     def now(self) -> datetime:
@@ -254,13 +263,13 @@ class Service:
         rule = getattr(policy, meta.expiration)
         shown = format_expiration(meta.expiration, meta.duration)
         if not rule.allowed:
-            raise ClientError(
+            raise HTTPError(
                 400,
                 f"client error: expiration policy '{shown}' is not allowed "
                 f"for use case '{usecase}'",
             )
         if rule.max is not None and meta.duration is not None and meta.duration > rule.max:
-            raise ClientError(
+            raise HTTPError(
                 400,
                 f"client error: expiration duration {format_duration(meta.duration)} "
                 f"exceeds maximum of {format_duration(rule.max)} for use case '{usecase}'",
@@ -298,7 +307,7 @@ class Service:
         now = self.now()
         found = self.backend.open(ident)
         if found is None:
-            raise ClientError(404, "client error: object not found")
+            raise HTTPError(404, "client error: object not found")
         found.close()
         meta = found.meta
         if meta.time_expires is not None and meta.time_expires <= now:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from django_objectstore.server.storage import Backend, Identity, ObjectMeta, Writer
+from django_objectstore.server.model import Backend, Identity, ObjectMeta, Writer
 from django_objectstore.testing import ObjectstoreTestServer, override_objectstore
 
 

@@ -155,7 +155,13 @@ def test_backend_concurrency_limit() -> None:
     with LocalServer(max_concurrency=1) as server:
         host, port = server.address
         with socket.create_connection((host, port)) as slow:
-            slow.sendall(b"PUT /v1/objects/test/org=1/slow HTTP/1.1\r\nContent-Length: 4\r\n\r\nab")
+            # A body too big to be read before the endpoint runs: the upload
+            # holds the permit while it streams.
+            size = 2 * 1024 * 1024
+            slow.sendall(
+                b"PUT /v1/objects/test/org=1/slow HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % size
+                + b"a" * (size - 2)
+            )
             deadline = time.monotonic() + 5
             while True:  # wait until the slow upload holds the only permit
                 r = call(server.url, "GET", "/v1/objects/test/org=1/k")

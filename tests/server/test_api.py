@@ -54,6 +54,20 @@ def test_no_django_import() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+def test_without_the_server_extra_the_error_says_what_to_install() -> None:
+    # ``sys.modules[name] = None`` makes importing ``name`` fail, as when
+    # uvicorn is not installed.
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"
+        "try:\n    import django_objectstore.server\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert "pip install django-objectstore[server]" in out
+
+
 def test_lifecycle_and_repr() -> None:
     server = LocalServer()
     assert repr(server) == "<LocalServer stopped>"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from django_objectstore.server import LocalServer
-from django_objectstore.server.storage import FilesystemBackend, Identity
+from django_objectstore.server.backend_fs import FilesystemBackend
+from django_objectstore.server.model import Identity
 from tests.server.helpers import MP, call, complete, initiate, upload
 
 OBJ = "/v1/objects/test/org=1"
@@ -230,6 +232,8 @@ def test_restart_removes_stale_prefixes(tmp_path: Path) -> None:
             uploads.append((key, uid, list(enumerate(etags, 1))))
         backend_of(first).wait_for_assembly()
         assert len(temp_files(tmp_path / "objects")) == 2
+        for path in temp_files(tmp_path / "objects"):  # as old as a crashed server's
+            os.utime(path, (time.time() - 60, time.time() - 60))
         with LocalServer(storage="filesystem", path=tmp_path, sweep_interval=None) as second:
             assert temp_files(tmp_path) == []
             # The upload state survives: the new server copies all parts.
@@ -288,7 +292,7 @@ def test_late_notification_after_abort(server: LocalServer, tmp_path: Path) -> N
     uid = initiate(server.url, key)
     upload(server.url, key, uid, 1, b"late")
     assert call(server.url, "DELETE", f"{MP}/{key}?upload_id={uid}").status == 204
-    backend._notify(Identity("test", (("org", "1"),), key), uid)
+    backend._assembler.notify(Identity("test", (("org", "1"),), key), uid)
     backend.wait_for_assembly()
     assert temp_files(tmp_path) == []
-    assert uid not in backend._prefixes
+    assert uid not in backend._assembler._prefixes

@@ -250,3 +250,18 @@ def test_batch_expiration_overflow_is_per_operation(memory_server: LocalServer) 
     for index in (1, 2, 3):
         assert "invalid expiration policy value" in json.loads(results[index][1])["detail"]
     assert call(memory_server.url, "GET", f"{OBJ}/ok-after").body == b"b"
+
+
+def test_dot_segment_keys_accepted(memory_server: LocalServer) -> None:
+    results = send(
+        memory_server,
+        [
+            (op("insert", "a%2F..%2Fb"), b"dots"),
+            (op("get", "a%2F..%2Fb"), b""),
+            (op("get", ""), b""),
+        ],
+    )
+    assert results[0][0]["x-sn-batch-operation-status"] == "201 Created"
+    assert results[1][1] == b"dots"
+    assert results[2][0]["x-sn-batch-operation-status"] == "400 Bad Request"
+    assert call(memory_server.url, "GET", f"{OBJ}/a/../b").body == b"dots"

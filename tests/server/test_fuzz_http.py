@@ -53,8 +53,9 @@ def exchange(url: str, request: bytes) -> int:
     connection without one). A hang fails through the socket timeout."""
     host, _, port = url.removeprefix("http://").rpartition(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
+        # No half-close: the request carries its length and asks the server
+        # to close after answering, which ends the read below.
         sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
         head = b""
         while b"\r\n" not in head:
             data = sock.recv(65536)
@@ -120,6 +121,8 @@ query_names = st.sampled_from(
 query = st.lists(st.tuples(query_names, st.one_of(numbers, visible)), max_size=4).map(
     lambda pairs: "&".join(f"{name}={value}" for name, value in pairs)
 )
+# Not the framing and connection headers: the fuzzer sets those itself so
+# that the end of each answer is the server closing the connection.
 header_names = st.sampled_from(
     [
         "range",
@@ -132,7 +135,6 @@ header_names = st.sampled_from(
         "authorization",
         "x-downstream-service",
         "expect",
-        "connection",
         "upload-length",
         "upload-offset",
     ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from django_objectstore.server import KeyConfig, LocalServer
+from django_objectstore.server import KeyConfig, LocalServer, routing
 from django_objectstore.server.config import ConfigError
 from django_objectstore.server.config_loader import config_from_env
 from tests.server.helpers import (
@@ -470,3 +470,24 @@ def test_two_servers_share_sessions(tmp_path: Path) -> None:
         assert chunk(two.url, "two", token, 100_000, data[100_000:]).status == 201
         assert progress(one.url, "two", token).status == 201
         assert call(one.url, "GET", f"{OBJ}/two").body == data
+
+
+def test_resumable_requests_run_on_a_worker_thread() -> None:
+    """They wait for a session's lock and sync its files: never on the event
+    loop, whatever the backend (plain puts of small bodies may be)."""
+    for method, path, query in (
+        ("PUT", f"{OBJ}/k", "session=abc"),
+        ("DELETE", f"{OBJ}/k", "session=abc"),
+        ("PUT", f"{OBJ}/k", "upload_type=resumable"),
+        ("POST", f"{OBJ}/", "upload_type=resumable"),
+    ):
+        endpoint = routing.resolve(method, path, query).endpoint
+        assert endpoint is not None
+        assert endpoint.blocking, (method, query)
+    plain = routing.resolve("PUT", f"{OBJ}/k", "").endpoint
+    assert plain is not None
+    assert not plain.blocking
+    assert (
+        routing.resolve("GET", f"{OBJ}/k", "session=abc").endpoint
+        == routing.resolve("GET", f"{OBJ}/k").endpoint
+    )

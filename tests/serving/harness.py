@@ -1,5 +1,11 @@
 """Start the served project under a real server in a child process and read
-that process's peak resident memory (``VmHWM`` in ``/proc/<pid>/status``)."""
+that process's peak resident memory (``VmHWM`` in ``/proc/<pid>/status``).
+
+The servers: uvicorn (``asgi``, ``workers`` > 1 for its multiprocess mode),
+the standard library's wsgiref (``wsgi``), gunicorn with ``--preload``
+(``gunicorn``: ``tests.serving.preload`` uses the shared client before the
+fork) and Django's own ``manage.py runserver`` (``runserver``, threaded,
+no autoreload)."""
 
 from __future__ import annotations
 
@@ -13,11 +19,13 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Literal
 
 ROOT = Path(__file__).resolve().parents[2]
-Kind = Literal["asgi", "wsgi"]
+Kind = Literal["asgi", "wsgi", "gunicorn", "runserver"]
+TIMEOUT = 30.0  # seconds, for every request a helper here makes
 
 
 @dataclass
@@ -53,28 +61,57 @@ class Served:
                 raise AssertionError(f"{path}: got {total} bytes of {expected}")
             return response.status, head
 
+    def fetch(self, path: str, data: bytes | None = None) -> tuple[int, bytes, Message]:
+        """GET ``path`` (POST ``data`` when given); returns (status, whole body, headers)."""
+        request = urllib.request.Request(self.url + path, data=data)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return response.status, response.read(), response.headers
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, exc.read(), exc.headers
+
+
+def _command(kind: Kind, fd: int, port: int, workers: int) -> list[str]:
+    if kind == "asgi":
+        return [
+            sys.executable, "-m", "uvicorn", "--fd", str(fd), "--lifespan", "off",
+            "--no-access-log", "--log-level", "warning", "--workers", str(workers),
+            "tests.serving.asgi:application",
+        ]  # fmt: skip
+    if kind == "gunicorn":
+        return [
+            sys.executable, "-m", "gunicorn", "--preload", "--workers", str(workers),
+            "--bind", f"fd://{fd}", "--log-level", "warning", "--timeout", "30",
+            "--graceful-timeout", "5", "tests.serving.preload:application",
+        ]  # fmt: skip
+    if kind == "runserver":
+        return [
+            sys.executable, "-m", "django", "runserver", "--noreload", "--skip-checks",
+            "--settings", "tests.serving.settings", f"127.0.0.1:{port}",
+        ]  # fmt: skip
+    return [sys.executable, "-m", "tests.serving.wsgi", str(fd)]
+
 
 @contextmanager
-def served(kind: Kind, env: Mapping[str, str], *, ready_timeout: float = 60.0) -> Iterator[Served]:
-    """Serve ``tests.serving`` with uvicorn (``asgi``) or wsgiref (``wsgi``) on
+def served(
+    kind: Kind, env: Mapping[str, str], *, workers: int = 1, ready_timeout: float = 60.0
+) -> Iterator[Served]:
+    """Serve ``tests.serving`` with ``kind`` (see the module docstring) on
     127.0.0.1; yields once it answers."""
     listener = socket.create_server(("127.0.0.1", 0))
-    fd = listener.fileno()
-    if kind == "asgi":
-        command = [
-            sys.executable, "-m", "uvicorn", "--fd", str(fd), "--lifespan", "off",
-            "--no-access-log", "--log-level", "warning", "tests.serving.asgi:application",
-        ]  # fmt: skip
-    else:
-        command = [sys.executable, "-m", "tests.serving.wsgi", str(fd)]
+    fd, port = listener.fileno(), listener.getsockname()[1]
+    if kind == "runserver":
+        # runserver binds its own socket (to a port known now, free again).
+        listener.close()
+    command = _command(kind, fd, port, workers)
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     process = subprocess.Popen(
         command,
-        pass_fds=[fd],
+        pass_fds=[] if kind == "runserver" else [fd],
         cwd=ROOT,
         env={**os.environ, **env, "PYTHONPATH": pythonpath},
     )
-    port = listener.getsockname()[1]
     listener.close()
     try:
         result = Served(f"http://127.0.0.1:{port}", process.pid)

@@ -1,7 +1,8 @@
 """Settings of the served test project, from the environment the parent sets:
 ``OBJECTSTORE_URL`` (required), ``OBJECTSTORE_KID`` and
 ``OBJECTSTORE_SECRET_KEY_FILE`` (optional: no token without them),
-``OBJECTSTORE_USECASES`` (optional JSON, replaces the two usecases below)."""
+``OBJECTSTORE_USECASES`` (optional JSON, replaces the two usecases below).
+``default_storage`` is the ``plain`` usecase (the upload view saves there)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ OBJECTSTORE = {
         "plain": {"COMPRESSION": "none", "EXPIRATION": "manual"},
         "attachments": {"COMPRESSION": "zstd", "EXPIRATION": "manual"},
     },
+}
+
+
+STORAGES = {
+    "default": {
+        "BACKEND": "django_objectstore.storage.ObjectstoreStorage",
+        "OPTIONS": {"usecase": "plain"},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
 

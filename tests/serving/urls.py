@@ -2,4 +2,9 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-urlpatterns = [path("files/", include("django_objectstore.urls"))]
+from tests.serving.views import upload
+
+urlpatterns = [
+    path("files/", include("django_objectstore.urls")),
+    path("upload/", upload),
+]
