@@ -13,6 +13,7 @@ import io
 import os
 import queue
 import socket
+import ssl
 import sys
 import threading
 from typing import IO, TYPE_CHECKING, Final
@@ -126,7 +127,11 @@ class ResponseStream(io.RawIOBase):
             return None
         reader: object = fp.fp  # a BufferedReader over a socket, as a rule
         sock = getattr(getattr(reader, "raw", None), "_sock", None)
-        if not isinstance(reader, io.BufferedReader) or not isinstance(sock, socket.socket):
+        if (
+            not isinstance(reader, io.BufferedReader)
+            or not isinstance(sock, socket.socket)
+            or isinstance(sock, ssl.SSLSocket)  # TLS records: no recvmsg_into
+        ):
             return None
         limit = fp.chunk_left if fp.chunked else fp.length
         if limit is None:
