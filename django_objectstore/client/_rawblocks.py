@@ -12,8 +12,8 @@ header buffers, guessing that full-sized raw blocks follow; where a header
 proves the guess wrong, what followed it goes back to the parser. The
 kernel's copy is then the only one, at about one socket read per MiB.
 Smaller reads (and sources that cannot scatter) slice block contents out of
-1 MiB reads into a reused buffer, one copy. (Receiving block by block with
-one plain read each took 9x the socket reads and more CPU than that copy.)
+1 MiB reads into a reused buffer, one copy. (A plain read per block took 9x
+the socket reads and more CPU than that copy: benchmarks/FINDINGS.md.)
 
 Any zstd stream still reads correctly. A frame that needs zstd (a checksum,
 a dictionary, or a window over ``MAX_WINDOW``) goes to zstandard's streaming
@@ -63,6 +63,10 @@ MAX_WINDOW: Final = 8 * 1024 * 1024
 #: Reads at least this big receive raw block contents straight into the
 #: bytes they return (smaller ones are sliced out of the 1 MiB buffer).
 DIRECT_MIN: Final = 64 * 1024
+#: The most one such read returns (allocated up front) and one socket read
+#: scatters (a few dozen buffers, far below IOV_MAX).
+DIRECT_MAX: Final = 16 * 1024 * 1024
+SCATTER_MAX: Final = 4 * 1024 * 1024
 
 
 class Chunks(Protocol):
@@ -118,8 +122,7 @@ class RawBlocks(io.RawIOBase):
         super().__init__()
         self._chunks = chunks
         self._buffer = memoryview(b"")
-        self._position = 0
-        self._end = 0
+        self._position = self._end = 0
         self._block_left = 0  # bytes of the current raw block not handed out
         self._rle: tuple[bytes, int] | None = None  # byte and count left
         self._in_frame = False
@@ -193,7 +196,7 @@ class RawBlocks(io.RawIOBase):
             if self._position < self._end:
                 return 0  # not a raw block: read() parses it
             # The next header is not read yet: read it with what follows.
-            received = self._scatter_blocks(view, 0)
+            received = self._scatter_blocks(view[:SCATTER_MAX], 0)
             if received is None:
                 self._scatter = False
                 return 0
@@ -205,7 +208,7 @@ class RawBlocks(io.RawIOBase):
             view[:take] = self._buffer[self._position : self._position + take]
             self._position += take
         elif self._scatter and view.nbytes > left + BLOCK_HEADER:
-            received = self._scatter_blocks(view, left)
+            received = self._scatter_blocks(view[: left + SCATTER_MAX], left)
             if received is not None:
                 return received
             self._scatter = False
@@ -361,7 +364,7 @@ class RawBlocks(io.RawIOBase):
                         break  # a refill overwrites what the views show
                     if size >= DIRECT_MIN:
                         # Received straight into the bytes handed out.
-                        return self._remember(self._direct.read(size))
+                        return self._remember(self._direct.read(min(size, DIRECT_MAX)))
                     self._refill()
                 take = min(wanted, self._block_left, self._end - self._position)
                 pieces.append(self._buffer[self._position : self._position + take])

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from django_objectstore.client import Client, SecretKey, Session, Usecase
-from django_objectstore.client._rawblocks import RawBlocks
+from django_objectstore.client._rawblocks import DIRECT_MAX, RawBlocks
 from django_objectstore.client._rawframe import raw_frame_chunks
 from django_objectstore.client._zstd import MAGIC, raw_block_header
 from django_objectstore.server import LocalServer
@@ -308,3 +308,17 @@ def read_in_mib(payload: IO[bytes]) -> bytes:
     while piece := payload.read(MIB):
         out.append(piece)
     return b"".join(out)
+
+
+def test_huge_reads_stay_bounded() -> None:
+    # One read returns at most DIRECT_MAX bytes (allocated up front), and one
+    # socket read scatters over a bounded number of buffers (IOV_MAX is 1024).
+    data = os.urandom(40 * MIB)
+    with _ServesObject(raw_frame(data)) as server, Client(server.url) as client:
+        got = client.session(Usecase("test"), org=1).get("key")
+        assert got is not None
+        with got.payload as payload:
+            first = payload.read(1 << 40)
+            assert len(first) <= DIRECT_MAX
+            rest = read_in_mib(payload)
+    assert first + rest == data
