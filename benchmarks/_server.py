@@ -96,24 +96,40 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"server did not answer /health within {timeout}s; see {self.log_path}")
 
-    def cpu_seconds(self) -> float:
-        """User+system CPU the server process has used so far (all its threads)."""
+    def _pids(self) -> list[int]:
+        """The server process and its worker processes (``run --workers``)."""
         assert self.proc is not None
+        pid = self.proc.pid
         try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+            children = []
+        return [pid, *(int(child) for child in children)]
+
+    def cpu_seconds(self) -> float:
+        """User+system CPU the server has used so far (all its threads and
+        worker processes)."""
+        total = 0.0
+        for pid in self._pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return float("nan")
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
+        return total
 
     def rss_mib(self) -> float:
-        assert self.proc is not None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
+        """Peak RSS of the largest server process (a worker, with workers)."""
+        peak = float("nan")
+        for pid in self._pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        value = int(line.split()[1]) / 1024
+                        peak = value if peak != peak else max(peak, value)
+            except OSError:
+                pass
+        return peak
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -9,8 +9,8 @@ stored size and its first block:
   while frames that record their size (our large puts) are decompressed on
   several threads (``FrameDecoder``), other frames by the streaming reader;
 * large and stored in raw blocks (incompressible data): decoding is a copy,
-  made by slicing the blocks out of 1 MiB socket reads (``RawBlocks``), on
-  the reader's own thread.
+  which large reads leave to the kernel by receiving the blocks in place
+  (``RawBlocks``), on the reader's own thread.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def payload_stream(
         stream = cast(ResponseStream, payload)
         first, count = read_first_block(stream)
         if starts_with_raw_block(memoryview(first)[:count]):
-            # Incompressible data: decoding is a copy, made by slicing the raw
-            # blocks out of 1 MiB reads, on this thread (see _rawblocks).
+            # Incompressible data: raw blocks received in place (large
+            # reads) or sliced out of 1 MiB reads, on this thread (see _rawblocks).
             return cast(IO[bytes], RawBlocks(Refilled(stream, first, count)))
         # Big bodies: socket reads run in a helper thread while this one
         # decompresses (not worth a thread for small ones).

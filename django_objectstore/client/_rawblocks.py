@@ -2,14 +2,18 @@
 
 zstd stores data it cannot compress (JPEG, video, encrypted or random bytes)
 in *raw* blocks: the bytes themselves after a 3-byte header. Decoding such a
-block is a copy, so a decoder costs a second pass over the payload after the
-socket read, and zstandard's streaming decoder even copies it twice (into
+block is a copy, and zstandard's streaming decoder even copies it twice (into
 its window, then out). ``RawBlocks`` parses the frames itself (RFC 8878:
-frame headers, skippable frames, raw and RLE blocks), reads the socket in
-1 MiB reads into one reused buffer, and copies the block contents of each
-``read`` out of it once, headers left out. (Receiving each 128 KiB block
-straight into its own bytes object saves that copy but takes two socket
-reads per block: it measured 10-25% more CPU than this.)
+frame headers, skippable frames, raw and RLE blocks). A ``read`` of 64 KiB
+or more receives raw block contents straight into the ``bytes`` it returns
+(``io.BufferedReader`` hands ``readinto`` its inside): one socket read
+(``recvmsg_into``) per call scatters the stream over the output and small
+header buffers, guessing that full-sized raw blocks follow; where a header
+proves the guess wrong, what followed it goes back to the parser. The
+kernel's copy is then the only one, at about one socket read per MiB.
+Smaller reads (and sources that cannot scatter) slice block contents out of
+1 MiB reads into a reused buffer, one copy. (A plain read per block took 9x
+the socket reads and more CPU than that copy: benchmarks/FINDINGS.md.)
 
 Any zstd stream still reads correctly. A frame that needs zstd (a checksum,
 a dictionary, or a window over ``MAX_WINDOW``) goes to zstandard's streaming
@@ -56,12 +60,25 @@ __all__ = ["MAX_WINDOW", "Chunks", "RawBlocks", "Refilled"]
 #: zstandard is at most this (level 3 uses 2 MiB or less, raw frames 128 KiB).
 MAX_WINDOW: Final = 8 * 1024 * 1024
 
+#: Reads at least this big receive raw block contents straight into the
+#: bytes they return (smaller ones are sliced out of the 1 MiB buffer).
+DIRECT_MIN: Final = 64 * 1024
+#: The most one such read returns (allocated up front) and one socket read
+#: scatters (a few dozen buffers, far below IOV_MAX).
+DIRECT_MAX: Final = 16 * 1024 * 1024
+SCATTER_MAX: Final = 4 * 1024 * 1024
+
 
 class Chunks(Protocol):
     """The stream in pieces: ``read`` returns the next piece (empty at the
-    end), valid until the next call."""
+    end), valid until the next call; ``readinto`` fills a buffer of the
+    caller's with the bytes that follow (all of it unless the stream ends)."""
 
     def read(self, size: int = -1, /) -> Buffer: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+    def scatter_into(self, buffers: list[memoryview], /) -> int | None: ...
 
     def close(self) -> None: ...
 
@@ -81,6 +98,19 @@ class Refilled:
             count = self._stream.readinto(self._buffer)
         return self._buffer[:count]
 
+    def readinto(self, buffer: memoryview, /) -> int:
+        # RawBlocks reads the first piece (block headers) before any block.
+        assert self._first is None, "read() hands out the first piece first"
+        wanted = buffer.nbytes
+        count = self._stream.readinto(buffer)
+        while 0 < count < wanted and (more := self._stream.readinto(buffer[count:])):
+            count += more
+        return count
+
+    def scatter_into(self, buffers: list[memoryview], /) -> int | None:
+        assert self._first is None, "read() hands out the first piece first"
+        return self._stream.scatter_into(buffers)
+
     def close(self) -> None:
         self._stream.close()
 
@@ -92,8 +122,7 @@ class RawBlocks(io.RawIOBase):
         super().__init__()
         self._chunks = chunks
         self._buffer = memoryview(b"")
-        self._position = 0
-        self._end = 0
+        self._position = self._end = 0
         self._block_left = 0  # bytes of the current raw block not handed out
         self._rle: tuple[bytes, int] | None = None  # byte and count left
         self._in_frame = False
@@ -103,6 +132,9 @@ class RawBlocks(io.RawIOBase):
         self._history_size = 0
         self._zstd: IO[bytes] | None = None  # once zstandard reads the rest
         self._skip = 0  # replayed output zstandard gives back first
+        self._scatter = True  # the source may take scatter_into
+        # buffer_size 1: reads of any size go to _Direct.readinto whole.
+        self._direct = io.BufferedReader(_Direct(self), buffer_size=1)
 
     def readable(self) -> bool:
         return True
@@ -136,6 +168,103 @@ class RawBlocks(io.RawIOBase):
         header = self._buffer[self._position : self._position + BLOCK_HEADER]
         kind = parse_block_header(header)[1]
         return kind == BLOCK_RAW or (kind == BLOCK_RLE and available > BLOCK_HEADER)
+
+    def _next_raw_block(self) -> bool:
+        """Start the next block if it is raw, in this frame and its header
+        is in the buffer (True), else leave it to ``read``."""
+        available = self._end - self._position
+        if not self._in_frame or self._last or available < BLOCK_HEADER:
+            return False
+        header = self._buffer[self._position : self._position + BLOCK_HEADER]
+        last, kind, _ = parse_block_header(header)
+        if kind != BLOCK_RAW:
+            return False
+        self._position += BLOCK_HEADER
+        self._last, self._block_left = last, block_size(header)
+        return True
+
+    def _receive(self, view: memoryview) -> int:
+        """Raw block contents straight from the source into ``view`` (0
+        where the raw blocks stop): by ``_scatter_blocks`` where the source
+        can, else by one read of the rest of the block and the next block's
+        header, which is kept in the buffer for the parser."""
+        while not self._block_left:  # (a block may be empty)
+            if self._next_raw_block():
+                continue
+            if not (self._scatter and self._in_frame and not self._last):
+                return 0
+            if self._position < self._end:
+                return 0  # not a raw block: read() parses it
+            # The next header is not read yet: read it with what follows.
+            received = self._scatter_blocks(view[:SCATTER_MAX], 0)
+            if received is None:
+                self._scatter = False
+                return 0
+            if received:
+                return received
+        left = self._block_left
+        if self._position < self._end:  # a header's read took more bytes
+            take = min(view.nbytes, left, self._end - self._position)
+            view[:take] = self._buffer[self._position : self._position + take]
+            self._position += take
+        elif self._scatter and view.nbytes > left + BLOCK_HEADER:
+            received = self._scatter_blocks(view[: left + SCATTER_MAX], left)
+            if received is not None:
+                return received
+            self._scatter = False
+            return self._receive(view)
+        else:
+            count = self._chunks.readinto(view[: left + BLOCK_HEADER])
+            if not count:
+                raise truncated()
+            take = min(count, left)
+            if count > take:  # what follows the block, for the parser
+                self._buffer = memoryview(bytes(view[take:count]))
+                self._position, self._end = 0, count - take
+        self._block_left = left - take
+        return take
+
+    def _scatter_blocks(self, view: memoryview, left: int) -> int | None:
+        """Fill ``view`` by one read that puts the rest of this block (its
+        ``left`` bytes) and the blocks after it, assumed raw and full-sized,
+        in place, and their headers aside; bytes that prove the guess wrong
+        (another block kind or size, a frame's end) go to the buffer for the
+        parser. None if the source cannot read so."""
+        buffers = [view[:left]] if left else []
+        first, start = len(buffers), left
+        while True:
+            buffers.append(memoryview(bytearray(BLOCK_HEADER)))
+            if self._last or start == view.nbytes:
+                break
+            buffers.append(view[start : start + RAW_BLOCK])
+            start += buffers[-1].nbytes
+            if buffers[-1].nbytes < RAW_BLOCK:
+                break  # the view ends inside this block
+        count = self._chunks.scatter_into(buffers)
+        if count is None:
+            return None
+        if not count:
+            raise truncated()
+        placed = min(count, left)
+        self._block_left = left - placed
+        rest, index = count - placed, first
+        while rest and not self._last and not self._block_left:
+            header = buffers[index]
+            content = buffers[index + 1] if index + 1 < len(buffers) else view[:0]
+            last, kind, _ = parse_block_header(header)
+            size = block_size(header)
+            if rest < BLOCK_HEADER or kind != BLOCK_RAW or size < content.nbytes:
+                break  # not the guessed block: parsed from the buffer
+            got = min(rest - BLOCK_HEADER, content.nbytes)
+            self._last, self._block_left = last, size - got
+            placed, rest, index = placed + got, rest - BLOCK_HEADER - got, index + 2
+        if rest:  # the bytes after those placed, in stream order
+            after, wanted = [], rest
+            for piece in buffers[index:]:
+                after.append(piece[:wanted])
+                wanted -= after[-1].nbytes
+            self._buffer, self._position, self._end = memoryview(b"".join(after)), 0, rest
+        return placed
 
     def _exact(self, size: int, *, eof_ok: bool = False) -> bytes:
         data = self._read(size)
@@ -233,6 +362,9 @@ class RawBlocks(io.RawIOBase):
                 if self._position == self._end:
                     if pieces:
                         break  # a refill overwrites what the views show
+                    if size >= DIRECT_MIN:
+                        # Received straight into the bytes handed out.
+                        return self._remember(self._direct.read(min(size, DIRECT_MAX)))
                     self._refill()
                 take = min(wanted, self._block_left, self._end - self._position)
                 pieces.append(self._buffer[self._position : self._position + take])
@@ -281,6 +413,21 @@ class RawBlocks(io.RawIOBase):
             self._chunks.close()
         finally:
             super().close()
+
+
+class _Direct(io.RawIOBase):
+    """Raw block contents for ``io.BufferedReader``, which hands ``readinto``
+    the inside of the ``bytes`` it then returns: received without a copy."""
+
+    def __init__(self, owner: RawBlocks) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        return self._owner._receive(memoryview(buffer).cast("B"))
 
 
 class _Source(io.RawIOBase):

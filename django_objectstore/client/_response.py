@@ -12,6 +12,8 @@ import http.client
 import io
 import os
 import queue
+import socket
+import ssl
 import sys
 import threading
 from typing import IO, TYPE_CHECKING, Final
@@ -43,6 +45,7 @@ class ResponseStream(io.RawIOBase):
         self._remaining = limit  # bytes still to hand out, when cut short
         self._eof = False
         self._pid = os.getpid()  # only this process may read (fork safety)
+        self._drained = False  # http.client's reader holds no bytes
 
     def readable(self) -> bool:
         return True
@@ -99,6 +102,7 @@ class ResponseStream(io.RawIOBase):
         check_same_process(self._pid)
         if self._eof or not view.nbytes:
             return 0
+        self._drained = False
         try:
             count = fp.readinto(view)
         except (OSError, http.client.HTTPException) as exc:
@@ -109,6 +113,56 @@ class ResponseStream(io.RawIOBase):
         self._check_complete(fp)
         self._finish()
         return 0
+
+    def scatter_into(self, buffers: list[memoryview]) -> int | None:
+        """Bytes of the body received into ``buffers`` in order, by one
+        socket read where one suffices (``recvmsg_into``: the kernel's copy
+        is the only one); 0 at its end. Within a ``Content-Length`` body or
+        one chunk of a chunked body; chunk framing, the end and reads too
+        small to be worth it go through ``readinto`` (into ``buffers[0]``).
+        ``None`` when the body is not read by ``http.client`` from a socket
+        (then use ``readinto``)."""
+        fp = getattr(self._response, "_fp", None)
+        if self._remaining is not None or not isinstance(fp, http.client.HTTPResponse):
+            return None
+        reader: object = fp.fp  # a BufferedReader over a socket, as a rule
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+        if (
+            not isinstance(reader, io.BufferedReader)
+            or not isinstance(sock, socket.socket)
+            or isinstance(sock, ssl.SSLSocket)  # TLS records: no recvmsg_into
+        ):
+            return None
+        limit = fp.chunk_left if fp.chunked else fp.length
+        if limit is None:
+            return None
+        wanted, clipped = 0, []
+        for buffer in buffers:  # never past the body's (or the chunk's) end
+            if wanted + buffer.nbytes > limit:
+                buffer = buffer[: limit - wanted]
+            clipped.append(buffer)
+            wanted += buffer.nbytes
+        if wanted < _DRAIN_MIN and (not self._drained or not wanted):
+            return self.readinto(buffers[0])
+        if self.closed:
+            raise ValueError("I/O operation on closed payload stream")
+        check_same_process(self._pid)
+        try:
+            if not self._drained:
+                count, self._drained = _drain(reader, clipped), True
+            else:
+                count = sock.recvmsg_into(clipped)[0]
+        except OSError as exc:
+            self._response.close()
+            raise translate_transport_error(exc, "payload read") from exc
+        if not count:  # the connection ended inside the body
+            self._response.close()
+            raise translate_transport_error(http.client.IncompleteRead(b""), "payload read")
+        if fp.chunked:
+            fp.chunk_left = limit - count
+        else:
+            fp.length = limit - count
+        return count
 
     def _check_complete(self, fp: http.client.HTTPResponse) -> None:
         if not fp.chunked and fp.length:  # http.client does not complain
@@ -125,6 +179,23 @@ class ResponseStream(io.RawIOBase):
         # Unread data: dropping the connection is cheaper than draining it.
         self._finish(drained=False)
         super().close()
+
+
+#: Reads smaller than this go through ``http.client`` (scattering them
+#: saves too little).
+_DRAIN_MIN: Final = 64 * 1024
+
+
+def _drain(reader: io.BufferedReader, buffers: list[memoryview]) -> int:
+    """Move what ``reader`` holds (after one read if nothing) into
+    ``buffers`` in order, leaving it empty; the count."""
+    held = len(reader.peek(1))
+    count = 0
+    for buffer in buffers:
+        if count == held:
+            break
+        count += reader.readinto(buffer[: held - count])  # copied from its buffer
+    return count
 
 
 def skip_bytes(stream: IO[bytes], count: int) -> None:

@@ -97,7 +97,8 @@ def _build(config: ServerConfig) -> LocalServer:
 
 def _worker_count(config: ServerConfig, asked: int | None) -> int:
     """``--workers``, else ``OS__RUNTIME__WORKERS``, else the default (see
-    ``workers.default_workers``); 1 when per-process limits are set."""
+    ``workers.default_workers``); 1 when per-process limits (other than
+    upstream's defaults) are set, since each worker applies them alone."""
     if asked is None:
         text = os.environ.get("OS__RUNTIME__WORKERS")
         if text is not None:
@@ -107,10 +108,11 @@ def _worker_count(config: ServerConfig, asked: int | None) -> int:
                 raise ConfigError(
                     f"OS__RUNTIME__WORKERS={text!r} is not a whole number of processes"
                 ) from None
-    limited = (
-        config.max_requests is not None
+    defaults = ServerConfig()
+    limited = (  # limits set on purpose (upstream's defaults are high enough to ignore)
+        config.max_requests != defaults.max_requests
         or config.rate_limits is not None
-        or config.max_concurrency is not None
+        or config.max_concurrency != defaults.max_concurrency
     )
     if asked is None:
         return 1 if limited else default_workers(config.storage)

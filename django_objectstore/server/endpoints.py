@@ -44,6 +44,8 @@ __all__ = [
     "write_stream",
 ]
 
+#: Smallest stored-file body sent with the kernel's sendfile.
+SENDFILE_MIN = 256 * 1024
 #: Largest JSON body read into memory (PATCH, multipart completion).
 JSON_LIMIT = 2 * 1024 * 1024
 
@@ -111,7 +113,9 @@ def _payload(
     found: StoredObject, status: int, headers: list[tuple[str, str]], start: int, stop: int
 ) -> Response:
     """Stream ``found[start:stop]``; closes ``found`` when done."""
-    file = None if found.file is None else (found.file, found.offset + start, stop - start)
+    # sendfile costs a few turns of the event loop: worth it for large bodies only
+    large = found.file is not None and stop - start >= SENDFILE_MIN
+    file = (found.file, found.offset + start, stop - start) if large and found.file else None
     return Response(
         status, headers, stream=found.iter_bytes(start, stop), on_close=found.close, file=file
     )

@@ -35,11 +35,12 @@ def default_workers(storage: str) -> int:
 
 
 def _die_with_parent(parent: int) -> None:
-    """Linux: SIGTERM this worker when the supervisor dies (even by SIGKILL),
-    so no worker outlives it holding the socket."""
+    """Linux: kill this worker when the supervisor dies without stopping it
+    (SIGKILL, a crash): no worker outlives it holding the socket, and a
+    killed server is killed whole, as a single process would be."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the supervisor died before prctl took effect
         os._exit(0)
 
