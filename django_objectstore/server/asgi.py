@@ -50,6 +50,9 @@ _NO_BODY_STATUS = frozenset({204, 304})
 #: The ASGI extension (and message type) for sending a stored file's bytes
 #: with the kernel's sendfile (``runner.ObjectstoreProtocol``).
 _SENDFILE = "objectstore.sendfile"
+#: The ASGI extension whose ``receive`` hands over the body bytes that arrived
+#: before a lost connection ahead of the disconnect (``runner``).
+_RECEIVE = "objectstore.receive"
 #: A slow stream is read on a worker thread this much (or this long) per hop.
 _GATHER_BYTES = 256 * 1024
 _GATHER_SECONDS = 0.2
@@ -67,15 +70,19 @@ def error_response(exc: HTTPError) -> Response:
 
 
 class _Buffered:
-    """A body already read in full."""
+    """A body already read: in full, or ``cut`` short by the client going
+    away (its bytes are handed out, then ``ClientGone`` is raised)."""
 
-    __slots__ = ("_data",)
+    __slots__ = ("_cut", "_data")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, cut: bool = False) -> None:
         self._data: bytes | None = data
+        self._cut = cut
 
     def next_block(self) -> bytes | None:
         data, self._data = self._data, None
+        if data is None and self._cut:
+            raise ClientGone("the client disconnected during the request body")
         return data or None
 
 
@@ -143,6 +150,7 @@ class ObjectstoreApp:
             return
         if scope["type"] != "http":
             return
+        receive = scope.get("extensions", {}).get(_RECEIVE) or receive
         started = time.perf_counter()
         service = self.service
         method: str = scope["method"]
@@ -170,10 +178,14 @@ class ObjectstoreApp:
             source: _Buffered | _Bridged | None = None
             loop = asyncio.get_running_loop()
             if has_body and transfer is None and int(length or 0) <= PRELOAD_LIMIT:
-                body = await _read_all(receive)
-                if body is None:
-                    return  # the client went away
-                source = _Buffered(body)
+                body, complete = await _read_all(receive)
+                if not complete:
+                    if not body:
+                        return  # the client went away
+                    # what arrived still counts (resumable uploads keep it);
+                    # on a thread, where the ClientGone that follows is handled
+                    on_thread = True
+                source = _Buffered(body, cut=not complete)
             elif has_body:
                 source = _Bridged(loop, receive)
                 on_thread = True
@@ -345,16 +357,17 @@ def _must_close(request: Request) -> bool:
     return length is not None and length > DRAIN_LIMIT
 
 
-async def _read_all(receive: Receive) -> bytes | None:
-    """The whole request body, ``None`` when the client disconnects first."""
-    chunks = []
+async def _read_all(receive: Receive) -> tuple[bytes, bool]:
+    """The request body and whether it is complete (not when the client
+    disconnects first: then the bytes that arrived)."""
+    chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return None
+            return b"".join(chunks), False
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), True
 
 
 async def _until_disconnect(receive: Receive) -> None:

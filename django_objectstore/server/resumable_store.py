@@ -27,7 +27,10 @@ stopped mid-chunk, a request still sending) are adopted by the next request
 (they are the object's bytes at those offsets) after an ``fdatasync`` as long as
 the machine has not rebooted since (same kernel boot id): until then they
 are in the page cache even if the process died. Recorded offsets are fsynced
-before they are reported (unless the server runs with ``fsync=False``).
+before they are reported (unless the server runs with ``fsync=False``). A
+progress request first waits (bounded) for chunk writes of its session still
+running in this process, so that one broken off just before reports every
+byte it received.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ __all__ = [
 
 #: How long a session lives after its creation (GCS resumable sessions: one week).
 DEFAULT_SESSION_TTL = timedelta(days=7)
+#: How long a progress request waits for chunk writes of the same session
+#: still running in this process (a broken-off one writing what it received).
+WRITER_WAIT_SECONDS = 5.0
 
 
 def _boot_id() -> str:
@@ -134,6 +140,8 @@ class Sessions:
         self.backend = backend
         self.ttl = ttl
         self.boot = _boot_id()
+        self._writers: dict[str, int] = {}  # digest -> chunk writes running here
+        self._writers_done = threading.Condition()
 
     # -- store primitives (subclasses) ---------------------------------------
 
@@ -221,9 +229,35 @@ class Sessions:
         handle.drop_data()
         return Progress(record.length, True)
 
+    @contextlib.contextmanager
+    def _writing(self, digest: str) -> Iterator[None]:
+        with self._writers_done:
+            self._writers[digest] = self._writers.get(digest, 0) + 1
+        try:
+            yield
+        finally:
+            with self._writers_done:
+                left = self._writers.pop(digest) - 1
+                if left:
+                    self._writers[digest] = left
+                self._writers_done.notify_all()
+
+    def _await_writers(self, digest: str) -> None:
+        """Wait (at most ``WRITER_WAIT_SECONDS``) until no chunk write of the
+        session runs in this process: a progress request that follows a
+        broken-off write then reports what that write received, not what it
+        had written when the progress request came. (A write in another
+        worker process is not waited for: its bytes already on disk are
+        adopted.)"""
+        with self._writers_done:
+            self._writers_done.wait_for(
+                lambda: digest not in self._writers, timeout=WRITER_WAIT_SECONDS
+            )
+
     def progress(self, token: str, ident: Identity, now: datetime) -> Progress:
         """Where the upload stands; completes it when every byte is held."""
         digest, record = self._find(token, ident, now)
+        self._await_writers(digest)
         with self._locked(digest) as handle:
             if handle.status == "completed":
                 return Progress(record.length, True)
@@ -245,6 +279,18 @@ class Sessions:
         raises (the client went away) the bytes received so far are kept and
         the exception propagates."""
         digest, record = self._find(token, ident, now)
+        with self._writing(digest):
+            return self._write(digest, record, offset, count, body, now)
+
+    def _write(
+        self,
+        digest: str,
+        record: SessionRecord,
+        offset: int,
+        count: int,
+        body: Iterable[bytes | bytearray | memoryview],
+        now: datetime,
+    ) -> Progress:
         with self._locked(digest) as handle:
             if handle.status == "completed":
                 return Progress(record.length, True)

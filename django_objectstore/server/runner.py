@@ -197,7 +197,8 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         cycle = getattr(self, "cycle", None)  # not made for an upgrade request
         if cycle is not None and cycle.scope is self.scope:
             extensions: dict[str, Any] = {
-                "objectstore.sendfile": functools.partial(self._sendfile, cycle)
+                "objectstore.sendfile": functools.partial(self._sendfile, cycle),
+                "objectstore.receive": functools.partial(_receive_all, cycle),
             }
             self.scope["extensions"] = extensions
 
@@ -298,6 +299,20 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         transport.write_eof()
         transport.resume_reading()
         self._linger_timer = self.loop.call_later(LINGER_SECONDS, transport.close)
+
+
+async def _receive_all(cycle: Any) -> dict[str, Any]:
+    """uvicorn's ``receive`` of ``cycle``, but body bytes that arrived before
+    the connection was lost are handed over before the disconnect (uvicorn's
+    own answers ``http.disconnect`` at once and drops them; a resumable
+    upload keeps every byte it received). The ASGI extension
+    ``objectstore.receive``: ``asgi`` uses it in place of ``receive``."""
+    message: dict[str, Any] = await cycle.receive()
+    if message["type"] == "http.disconnect" and cycle.body and not cycle.response_complete:
+        body = bytes(cycle.body)
+        cycle.body = bytearray()
+        return {"type": "http.request", "body": body, "more_body": True}
+    return message
 
 
 class UvicornServer(uvicorn.Server):

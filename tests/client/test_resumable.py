@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,16 @@ class FaultProxy:
     Upload-Offset) take the next fault of ``plan``: ``("drop", n)`` forwards
     n body bytes then closes both connections, ``("503", 0)`` answers 503
     without forwarding, ``("stall", n)`` forwards n bytes then stops reading
-    until the client gives up."""
+    until the client gives up. Progress requests (``Upload-Offset: *``) wait
+    for ``settle`` before they are forwarded; ``progress`` records the
+    Upload-Offset of their answers."""
 
     upstream: str
     plan: list[tuple[str, int]] = field(default_factory=list)
+    settle: Callable[[], None] | None = None
     chunks: list[Chunk] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    progress: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.sock = socket.socket()
@@ -121,7 +125,10 @@ class FaultProxy:
                     conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
                     continue
                 limit = length if fault is None else fault[1]
-                if not self._forward(conn, head, body_start, limit, fault, chunk):
+                asking = method == "PUT" and "session=" in target and offset == "*"
+                if asking and self.settle is not None:
+                    self.settle()
+                if not self._forward(conn, head, body_start, limit, fault, chunk, asking):
                     return
 
     @staticmethod
@@ -140,6 +147,7 @@ class FaultProxy:
         limit: int,
         fault: tuple[str, int] | None,
         chunk: Chunk | None,
+        asking: bool,
     ) -> bool:
         host, port = self.upstream.removeprefix("http://").rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=10) as up:
@@ -172,6 +180,9 @@ class FaultProxy:
             for line in answer_headers.split("\r\n")[1:]:
                 if line.startswith("content-length:"):
                     size = int(line.split(":", 1)[1])
+                if asking and line.startswith("upload-offset:"):
+                    with self.lock:
+                        self.progress.append(int(line.split(":", 1)[1]))
             while len(rest) < size:
                 more = up.recv(1 << 16)
                 if not more:
@@ -187,16 +198,29 @@ def server(tmp_path: Path) -> Iterator[LocalServer]:
         yield srv
 
 
+def settled(server: LocalServer) -> Callable[[], None]:
+    """A ``FaultProxy.settle``: waits (at most 10 s) until the server has
+    finished every request, so a progress request comes after the server has
+    wound down the chunk write the proxy broke off and taken in what it had
+    received (the client's real wait gives it seconds for that)."""
+
+    def settle() -> None:
+        deadline = time.monotonic() + 10
+        while server.service.counters.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    return settle
+
+
 class Sleeps:
-    """Stands in for time.sleep: records the waits and sleeps 0.2 s (time
-    for the server to see a dropped connection, as the real wait gives)."""
+    """Stands in for time.sleep: records the waits without waiting (the
+    proxy holds progress requests until the server has settled)."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-        time.sleep(0.2)
 
 
 def session_for(url: str, **client: Any) -> Session:
@@ -217,15 +241,16 @@ def stored(server: LocalServer, key: str) -> bytes | None:
 
 def test_dropped_connection_resumes_without_resending(server: LocalServer) -> None:
     data = os.urandom(6 * MIB)
-    with FaultProxy(server.url, plan=[("drop", 2 * MIB + 12345)]) as proxy:
+    with FaultProxy(server.url, plan=[("drop", 2 * MIB + 12345)], settle=settled(server)) as proxy:
         sleeps = Sleeps()
         assert upload(session_for(proxy.url), data, "drop", sleeps) == "drop"
     assert stored(server, "drop") == data
     assert sleeps.waits == [2.5]  # 2 * 2**0 + jitter
     first, second = proxy.chunks
     assert (first.offset, first.forwarded) == (0, 2 * MIB + 12345)
-    # The server held every byte it received: nothing was sent twice.
-    assert second.offset == first.forwarded
+    # Resumed from the server's progress answer, which counts every byte the
+    # server received: nothing was sent twice.
+    assert second.offset == proxy.progress[0] == first.forwarded
     assert first.forwarded + second.forwarded == len(data)
     assert any("Upload-Offset" not in r and "session=" in r for r in proxy.requests)
     meta = session_for(server.url).head("drop")
@@ -236,7 +261,7 @@ def test_dropped_connection_resumes_without_resending(server: LocalServer) -> No
 
 def test_503_then_resume(server: LocalServer) -> None:
     data = os.urandom(3 * MIB)
-    with FaultProxy(server.url, plan=[("503", 0), ("503", 0)]) as proxy:
+    with FaultProxy(server.url, plan=[("503", 0), ("503", 0)], settle=settled(server)) as proxy:
         sleeps = Sleeps()
         assert upload(session_for(proxy.url), data, "busy", sleeps) == "busy"
     assert stored(server, "busy") == data
@@ -247,34 +272,47 @@ def test_503_then_resume(server: LocalServer) -> None:
 
 def test_stall_times_out_and_resumes(server: LocalServer) -> None:
     data = os.urandom(5 * MIB)
-    with FaultProxy(server.url, plan=[("stall", 3 * MIB)]) as proxy:
+    with FaultProxy(server.url, plan=[("stall", 3 * MIB)], settle=settled(server)) as proxy:
         sleeps = Sleeps()
         session = session_for(proxy.url, timeout_ms=1500)
         assert upload(session, data, "stall", sleeps) == "stall"
     assert stored(server, "stall") == data
     first, second = proxy.chunks
     assert first.forwarded == 3 * MIB
-    # Resumed from what the server held when asked (it writes what it has
-    # read, in blocks), never from before it.
-    assert 2 * MIB <= second.offset <= first.forwarded
+    # Resumed from what the server held when asked: all it had received.
+    assert second.offset == proxy.progress[0] == first.forwarded
     assert second.offset + second.forwarded == len(data)
 
 
 def test_progress_resets_the_tries(server: LocalServer) -> None:
     data = os.urandom(4 * MIB)
     plan = [("drop", MIB // 2)] * 5  # five faults, but each one made progress
-    with FaultProxy(server.url, plan=list(plan)) as proxy:
+    with FaultProxy(server.url, plan=list(plan), settle=settled(server)) as proxy:
         sleeps = Sleeps()
         assert upload(session_for(proxy.url), data, "steps", sleeps) == "steps"
     assert stored(server, "steps") == data
     assert sleeps.waits == [2.5] * 5
     offsets = [c.offset for c in proxy.chunks]
+    assert offsets[1:] == proxy.progress  # each resume where the server said
     assert offsets == [n * (MIB // 2) for n in range(6)]
+
+
+def test_small_chunk_dropped_keeps_what_arrived(server: LocalServer) -> None:
+    """A chunk small enough that the server reads it whole before answering
+    (1 MiB): the part that arrived before the drop is kept as well."""
+    data = os.urandom(MIB)
+    with FaultProxy(server.url, plan=[("drop", 300_000)], settle=settled(server)) as proxy:
+        sleeps = Sleeps()
+        assert upload(session_for(proxy.url), data, "small", sleeps) == "small"
+    assert stored(server, "small") == data
+    assert sleeps.waits == [2.5]
+    assert proxy.progress == [300_000]
+    assert [c.offset for c in proxy.chunks] == [0, 300_000]
 
 
 def test_cancelled_when_it_cannot_finish(server: LocalServer) -> None:
     data = os.urandom(2 * MIB)
-    with FaultProxy(server.url, plan=[("drop", 0)] * 10) as proxy:
+    with FaultProxy(server.url, plan=[("drop", 0)] * 10, settle=settled(server)) as proxy:
         sleeps = Sleeps()
         with pytest.raises(RequestError, match="upload failed"):
             upload(session_for(proxy.url), data, "never", sleeps)
@@ -334,11 +372,12 @@ def test_session_put_thresholds_and_spool_dir(server: LocalServer, tmp_path: Pat
 def test_session_put_resumes_after_a_drop(server: LocalServer) -> None:
     """End to end through Session.put (real 2-3 s wait)."""
     data = os.urandom(3 * MIB)
-    with FaultProxy(server.url, plan=[("drop", MIB)]) as proxy:
+    with FaultProxy(server.url, plan=[("drop", MIB)], settle=settled(server)) as proxy:
         session = Client(proxy.url).session(Usecase("test", compression="none"), org=1)
         started = time.monotonic()
         assert session.put(data, key="e2e", resumable_threshold_bytes=MIB) == "e2e"
         assert 2.0 <= time.monotonic() - started < 10
+    assert proxy.progress == [MIB]
     assert [c.offset for c in proxy.chunks] == [0, MIB]
     assert stored(server, "e2e") == data
 
@@ -371,7 +410,7 @@ def test_official_client_resumable_put(server: LocalServer) -> None:
     resumable = (
         "resumable_threshold_bytes" in inspect.signature(objectstore_client.Usecase).parameters
     )
-    with FaultProxy(server.url, plan=[("drop", MIB)]) as proxy:
+    with FaultProxy(server.url, plan=[("drop", MIB)], settle=settled(server)) as proxy:
         official = objectstore_client.Client(proxy.url).session(
             objectstore_client.Usecase("test"), org=1
         )
@@ -379,7 +418,7 @@ def test_official_client_resumable_put(server: LocalServer) -> None:
             assert official.put(data, key="off", resumable_threshold_bytes=MIB) == "off"
             assert any("upload_type=resumable" in r for r in proxy.requests)
             assert len(proxy.chunks) == 2
-            assert proxy.chunks[1].offset == proxy.chunks[0].forwarded == MIB
+            assert proxy.chunks[1].offset == proxy.progress[0] == proxy.chunks[0].forwarded == MIB
         else:
             assert official.put(data, key="off") == "off"
             assert proxy.chunks == []

@@ -265,6 +265,27 @@ def test_dropped_connection_keeps_received_bytes(server: LocalServer) -> None:
     assert call(url, "GET", f"{OBJ}/d").body == data
 
 
+def test_progress_right_after_a_drop_counts_every_byte(tmp_path: Path) -> None:
+    """A progress request that comes while the broken-off chunk write is
+    still winding down waits for it: the answer counts every byte that
+    arrived (also those the HTTP layer still held when the connection went)."""
+    with LocalServer(storage="filesystem", path=tmp_path, sweep_interval=None) as srv:
+        data = os.urandom(3_000_000)
+        token = create(srv.url, "w", len(data))
+        sock = partial_chunk(srv.url, "w", token, 0, len(data), data[:1_500_000])
+        held = tmp_path / "resumable"
+
+        def writing() -> bool:  # the chunk write runs: it has written bytes
+            return any(f.stat().st_size for f in held.glob("*/data"))
+
+        wait_for(writing)
+        sock.close()
+        answer = progress(srv.url, "w", token)  # at once, no waiting
+        assert answer.header("upload-offset") == "1500000"
+        assert chunk(srv.url, "w", token, 1_500_000, data[1_500_000:]).status == 201
+        assert call(srv.url, "GET", f"{OBJ}/w").body == data
+
+
 def test_stalled_writer_is_superseded(server: LocalServer) -> None:
     """A request that stalls mid-chunk must not write after a later request
     on the session took over."""
