@@ -195,6 +195,26 @@ def complete(url: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -
 # -- the command-line server ------------------------------------------------------
 
 
+def cli_environ(env: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without its ``OS__*`` variables, plus ``env``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
+    environ.update(env)
+    return environ
+
+
+def run_cli(env: Mapping[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m django_objectstore.server *args`` with ``cli_environ(env)``, to the end."""
+    return subprocess.run(
+        [sys.executable, "-m", "django_objectstore.server", *args],
+        env=cli_environ(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 @contextlib.contextmanager
 def cli_server(
     cwd: Path,
@@ -207,8 +227,7 @@ def cli_server(
     ``env`` says otherwise): the process and its URL. Lines printed before
     the "listening" line (warnings) are appended to ``before``. Killed
     afterwards if the test did not stop it."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
-    environ.update(
+    environ = cli_environ(
         {
             "OS__HTTP_ADDR": "127.0.0.1:0",
             "OS__LOGGING__LEVEL": "WARN",

@@ -18,7 +18,7 @@ from django_objectstore.server.__main__ import main
 from django_objectstore.server.config import ConfigError
 from django_objectstore.server.config_loader import config_from_env, load_config, read_yaml
 from django_objectstore.server.config_syntax import parse_env_value
-from tests.server.helpers import PUBLIC_PEM, bearer, call, cli_server, mint
+from tests.server.helpers import PUBLIC_PEM, bearer, call, cli_environ, cli_server, mint, run_cli
 
 KEYS_ENV = (
     f'{{test_kid={{key_files=["{PUBLIC_PEM}"],'
@@ -186,20 +186,6 @@ def test_bad_env(env: dict[str, str], message: str) -> None:
         config_from_env(env)
 
 
-def run_cli(env: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
-    full.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "django_objectstore.server", *args],
-        env=full,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -277,8 +263,7 @@ def test_cli_without_auth_settings_refuses_with_both_ways_out(tmp_path: Path) ->
 
 def test_cli_keys_without_enforce_mean_enforced(tmp_path: Path) -> None:
     # Not cli_server: it turns auth off unless told, and here nothing says.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
-    env.update(
+    env = cli_environ(
         {"OS__HTTP_ADDR": "127.0.0.1:0", "OS__AUTH__KEYS": KEYS_ENV, "OS__LOGGING__LEVEL": "WARN"}
     )
     proc = subprocess.Popen(

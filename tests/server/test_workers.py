@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.server.helpers import call, cli_server, complete, initiate, upload
+from tests.server.helpers import call, cli_server, complete, initiate, run_cli, upload
 
 
 def children(pid: int) -> list[int]:
@@ -74,23 +72,12 @@ def test_workers_die_with_a_killed_supervisor(tmp_path: Path) -> None:
 
 
 def test_memory_storage_refuses_several_workers(tmp_path: Path) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OS__")}
-    environ.update(
-        {
-            "OS__STORAGE__TYPE": "memory",
-            "OS__AUTH__ENFORCE": "false",
-            "OS__HTTP_ADDR": "127.0.0.1:0",
-        }
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "django_objectstore.server", "run", "--workers", "2"],
-        env=environ,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    env = {
+        "OS__STORAGE__TYPE": "memory",
+        "OS__AUTH__ENFORCE": "false",
+        "OS__HTTP_ADDR": "127.0.0.1:0",
+    }
+    result = run_cli(env, "run", "--workers", "2", cwd=tmp_path)
     assert result.returncode == 2
     assert "memory storage lives in one process" in result.stderr
 
