@@ -25,7 +25,6 @@ from django_objectstore.server.request import (
 from django_objectstore.server.service import (
     Service,
     disposition,
-    meta_from_headers,
     meta_headers,
 )
 from django_objectstore.server.spool import spooled
@@ -84,9 +83,7 @@ def keda(service: Service) -> Response:
 
 def _insert(call: Call, ident: Identity) -> str:
     service = call.service
-    meta = meta_from_headers(call.request.headers, service.now())
-    service.check_policy(ident.usecase, meta)
-    call.auth.check("object.write", ident.usecase, ident.scopes)
+    meta = service.write_meta(call.auth, ident, call.request.headers)
     with service.backend_slot():
         write_stream(call.request, service.backend.writer(ident, meta))
     return ident.key

@@ -44,7 +44,7 @@ from django_objectstore.server.resumable_store import (
     Progress,
     SessionGone,
 )
-from django_objectstore.server.service import ClientError, Service, meta_from_headers
+from django_objectstore.server.service import ClientError, Service
 
 __all__ = ["Answer", "handle", "is_resumable"]
 
@@ -186,9 +186,7 @@ def _create(
     if length == 0:
         raise _bad("Upload-Length must be at least 1; store an empty object with a plain put")
     _require_empty(content_length, body, "resumable session creation")
-    meta = meta_from_headers(headers, service.now())
-    service.check_policy(ident.usecase, meta)
-    auth.check("object.write", ident.usecase, ident.scopes)
+    meta = service.write_meta(auth, ident, headers)
     sessions = service.resumable
     if sessions is None:
         raise ClientError(501, _NOT_IMPLEMENTED)

@@ -30,7 +30,7 @@ from django_objectstore._protocol import (
     parse_expiration,
     parse_timestamp,
 )
-from django_objectstore.server.auth import KeyDirectory
+from django_objectstore.server.auth import Authorization, KeyDirectory
 from django_objectstore.server.config import Killswitch, UsecasePolicy
 from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.headers import RequestHeaders
@@ -254,6 +254,17 @@ class Service:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def write_meta(
+        self, auth: Authorization, ident: Identity, headers: RequestHeaders
+    ) -> ObjectMeta:
+        """The metadata of a write (a put, a multipart or a resumable create)
+        after the checks every write makes, in upstream's order: the headers
+        and the usecase's policy (400), then ``object.write`` (403)."""
+        meta = meta_from_headers(headers, self.now())
+        self.check_policy(ident.usecase, meta)
+        auth.check("object.write", ident.usecase, ident.scopes)
+        return meta
 
     def check_policy(self, usecase: str, meta: ObjectMeta) -> None:
         """Enforce the usecase's expiration rules (section 6.5); 400 on violation."""

@@ -16,7 +16,7 @@ from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.model import Identity, UploadNotFound
 from django_objectstore.server.query import int_param, upload_id_param
 from django_objectstore.server.request import Call, Response, empty_response, json_response
-from django_objectstore.server.service import Service, meta_from_headers
+from django_objectstore.server.service import Service
 
 __all__ = [
     "complete_post",
@@ -48,9 +48,7 @@ def upload_put(call: Call) -> Response:
 
 def _create(call: Call, ident: Identity) -> Response:
     service = call.service
-    meta = meta_from_headers(call.request.headers, service.now())
-    service.check_policy(ident.usecase, meta)
-    call.auth.check("object.write", ident.usecase, ident.scopes)
+    meta = service.write_meta(call.auth, ident, call.request.headers)
     with service.backend_slot():
         upload_id = service.backend.create_upload(ident, meta)
     return json_response(200, {"key": ident.key, "upload_id": upload_id})
