@@ -145,7 +145,7 @@ def send(
         raise (reason if isinstance(reason, Exception) else exc) from exc
 
 
-def _read(stream: IO[bytes], count: int) -> Iterator[bytes]:
+def read_exactly(stream: IO[bytes], count: int) -> Iterator[bytes]:
     """``count`` bytes of ``stream`` from where it is, in 1 MiB reads."""
     while count > 0:
         block = stream.read(min(BLOCK_SIZE, count))
@@ -216,7 +216,7 @@ class ResumableUpload:
             body, length = contents, len(contents)
         else:
             stream, length = contents
-            body = _read(stream, length)
+            body = read_exactly(stream, length)
         if offset < 0 or length < 0:
             raise ValueError("the chunk's offset and length must not be negative")
         total, unit = self._total_length, self._granularity

@@ -33,7 +33,6 @@ import urllib3
 from django_objectstore import _protocol_resumable as _wire
 from django_objectstore.client import _resumable
 from django_objectstore.client._io import (
-    BLOCK_SIZE,
     Body,
     Counter,
     known_size,
@@ -46,6 +45,7 @@ from django_objectstore.client._resumable import (
     UploadIncomplete,
     UploadOffsetMismatch,
     UploadProgress,
+    read_exactly,
 )
 from django_objectstore.client._session import SessionCore
 from django_objectstore.client._zstd import frame_chunks, stream_chunks
@@ -155,12 +155,7 @@ def spooled(
 def _slice(file: IO[bytes], position: int, count: int) -> Iterator[bytes]:
     """``count`` bytes of ``file`` from ``position``, in 1 MiB reads."""
     file.seek(position)
-    while count > 0:
-        block = file.read(min(BLOCK_SIZE, count))
-        if not block:
-            raise OSError(f"the upload source ended {count} bytes early")
-        count -= len(block)
-        yield block
+    yield from read_exactly(file, count)
 
 
 def _send_all(
