@@ -47,12 +47,13 @@ class FaultProxy:
     n body bytes then closes both connections, ``("503", 0)`` answers 503
     without forwarding, ``("stall", n)`` forwards n bytes then stops reading
     until the client gives up. Progress requests (``Upload-Offset: *``) wait
-    for ``settle`` before they are forwarded; ``progress`` records the
-    Upload-Offset of their answers."""
+    for ``settle`` (given how many requests were forwarded before them)
+    before they are forwarded; ``progress`` records the Upload-Offset of
+    their answers."""
 
     upstream: str
     plan: list[tuple[str, int]] = field(default_factory=list)
-    settle: Callable[[], None] | None = None
+    settle: Callable[[int], None] | None = None
     chunks: list[Chunk] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     progress: list[int] = field(default_factory=list)
@@ -67,6 +68,7 @@ class FaultProxy:
         self.threads: list[threading.Thread] = []
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.forwarded = 0  # requests sent upstream (whole or broken off)
 
     def __enter__(self) -> FaultProxy:
         thread = threading.Thread(target=self._accept, daemon=True)
@@ -127,7 +129,9 @@ class FaultProxy:
                 limit = length if fault is None else fault[1]
                 asking = method == "PUT" and "session=" in target and offset == "*"
                 if asking and self.settle is not None:
-                    self.settle()
+                    with self.lock:
+                        forwarded = self.forwarded
+                    self.settle(forwarded)
                 if not self._forward(conn, head, body_start, limit, fault, chunk, asking):
                     return
 
@@ -150,6 +154,8 @@ class FaultProxy:
         asking: bool,
     ) -> bool:
         host, port = self.upstream.removeprefix("http://").rsplit(":", 1)
+        with self.lock:
+            self.forwarded += 1
         with socket.create_connection((host, int(port)), timeout=10) as up:
             up.sendall(head + b"\r\n\r\n")
             sent = 0
@@ -198,15 +204,21 @@ def server(tmp_path: Path) -> Iterator[LocalServer]:
         yield srv
 
 
-def settled(server: LocalServer) -> Callable[[], None]:
+def settled(server: LocalServer) -> Callable[[int], None]:
     """A ``FaultProxy.settle``: waits (at most 10 s) until the server has
-    finished every request, so a progress request comes after the server has
-    wound down the chunk write the proxy broke off and taken in what it had
-    received (the client's real wait gives it seconds for that)."""
+    finished every request the proxy forwarded, so a progress request comes
+    after the server has wound down the chunk write the proxy broke off and
+    taken in what it had received (the client's real wait gives it seconds
+    for that). Nothing in flight is not enough: on a loaded host the broken
+    request may not have started yet. Call it before the proxy's traffic."""
+    counters = server.service.counters
+    before = counters.requests
 
-    def settle() -> None:
+    def settle(forwarded: int) -> None:
         deadline = time.monotonic() + 10
-        while server.service.counters.in_flight and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            counters.in_flight or counters.requests < before + forwarded
+        ):
             time.sleep(0.01)
 
     return settle
