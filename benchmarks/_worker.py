@@ -231,7 +231,7 @@ def sc_django_small(spec: dict[str, Any], timer: Timer) -> dict[str, Any]:
     data = small_payload(spec["size"])
     with timer.measure(spec):
         for i in range(spec["rounds"]):
-            name = storage.save(f"bench/file-{i}.txt", ContentFile(data))
+            name = storage.save(f"bench/{spec['prefix']}/file-{i}.txt", ContentFile(data))
             with storage.open(name, "rb") as fh:
                 got = fh.read()
             if got != data:

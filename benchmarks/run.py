@@ -355,7 +355,11 @@ def scenario_django_small(ctx: Context, name: str) -> None:
     for rep in range(ctx.repeat):
         for backend in backends if rep % 2 == 0 else backends[::-1]:
             shutil.rmtree(ctx.tmp / "media", ignore_errors=True)
-            spec = ctx.base_spec(kind="django_small", backend=backend, size=1024, rounds=ctx.rounds)
+            # names new to every storage in every repetition (the server outlives
+            # repetitions: reused names would make every save a collision)
+            spec = ctx.base_spec(
+                kind="django_small", backend=backend, size=1024, rounds=ctx.rounds, prefix=f"r{rep}"
+            )
             out.setdefault(backend, []).append(
                 run_child(ctx.profiled(spec, f"{name}-{backend}"), ctx)
             )
