@@ -25,7 +25,7 @@ from django_objectstore.server import routing
 from django_objectstore.server.errors import HTTPError
 from django_objectstore.server.headers import RequestHeaders
 from django_objectstore.server.query import redact_query
-from django_objectstore.server.request import ClientGone, Request, Response
+from django_objectstore.server.request import BodySource, ClientGone, Request, Response
 from django_objectstore.server.service import Service
 
 __all__ = ["BODY_BLOCK", "PRELOAD_LIMIT", "ObjectstoreApp", "error_response"]
@@ -53,6 +53,9 @@ _SENDFILE = "objectstore.sendfile"
 #: The ASGI extension whose ``receive`` hands over the body bytes that arrived
 #: before a lost connection ahead of the disconnect (``runner``).
 _RECEIVE = "objectstore.receive"
+#: The ASGI extension that hands the rest of a request body to a worker
+#: thread as the connection reads it (``runner``, ``body_pipe``).
+_PIPE = "objectstore.body_pipe"
 #: A slow stream is read on a worker thread this much (or this long) per hop.
 _GATHER_BYTES = 256 * 1024
 _GATHER_SECONDS = 0.2
@@ -172,10 +175,18 @@ class ObjectstoreApp:
         request: Request | None = None
         try:
             endpoint = resolved.endpoint
+            # A request that fsyncs goes to a worker thread only while this
+            # process serves another request: alone, it may hold the loop for
+            # the length of one fsync (the thread hop would cost more).
             on_thread = endpoint is not None and (
-                endpoint.blocking or (endpoint.syncs and service.backend.syncs_writes)
+                endpoint.blocking
+                or (
+                    endpoint.syncs
+                    and service.backend.syncs_writes
+                    and service.counters.in_flight > 1
+                )
             )
-            source: _Buffered | _Bridged | None = None
+            source: BodySource | None = None
             loop = asyncio.get_running_loop()
             if has_body and transfer is None and int(length or 0) <= PRELOAD_LIMIT:
                 body, complete = await _read_all(receive)
@@ -187,7 +198,8 @@ class ObjectstoreApp:
                     on_thread = True
                 source = _Buffered(body, cut=not complete)
             elif has_body:
-                source = _Bridged(loop, receive)
+                attach = scope.get("extensions", {}).get(_PIPE)
+                source = attach() if attach is not None else _Bridged(loop, receive)
                 on_thread = True
             request = Request(method, raw_path, raw_query, headers, scope["http_version"], source)
             if on_thread:

@@ -8,6 +8,7 @@ import asyncio
 import functools
 import logging
 import socket
+import threading
 from typing import IO, Any
 
 import httptools
@@ -15,6 +16,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from django_objectstore.server.asgi import ObjectstoreApp
+from django_objectstore.server.body_pipe import BodyPipe
 from django_objectstore.server.service import REASONS, SERVER_HEADER
 
 __all__ = [
@@ -44,10 +46,16 @@ LINGER_BYTES = 64 * 1024 * 1024
 LINGER_SECONDS = 2.0
 #: Request body buffered before reading from the socket pauses.
 BODY_HIGH_WATER = 1024 * 1024
+#: Most bytes one read from a connection takes (asyncio's default is 256 KiB).
+RECV_SIZE = 1024 * 1024
 #: Writes at least this big are not held back to be joined with others.
 _DIRECT_WRITE = 64 * 1024
 #: Seconds a stopping server waits for requests in progress.
 _GRACE_SECONDS = 5
+
+
+#: The read buffer of the event loop running in this thread.
+_per_thread = threading.local()
 
 
 class _Rejected(Exception):
@@ -99,7 +107,7 @@ class _Transport:
         return getattr(self._transport, name)
 
 
-class ObjectstoreProtocol(HttpToolsProtocol):
+class ObjectstoreProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
     """uvicorn's httptools protocol with the limits and answers of a strict
     HTTP/1.1 server: header blocks and request targets are bounded (431,
     414), versions other than 1.0 and 1.1 are refused (505, 400), refusals
@@ -123,6 +131,8 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         self._target_bytes = 0
         self._header_bytes = 0
         self._header_count = 0
+        self._pipe: BodyPipe | None = None
+        self._pipe_cycle: Any = None
         self._proxy = _Transport(transport, self)
         super().connection_made(self._proxy)  # type: ignore[arg-type]
         self._arm_header_timer()
@@ -131,6 +141,8 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         if self._linger_timer is not None:
             self._linger_timer.cancel()
         self._disarm_header_timer()
+        if self._pipe is not None:
+            self._pipe.lose()
         if exc is not None and self.client is not None:
             logger.debug("connection from %s ended: %s", self.client[0], exc)
         super().connection_lost(exc)
@@ -199,6 +211,7 @@ class ObjectstoreProtocol(HttpToolsProtocol):
             extensions: dict[str, Any] = {
                 "objectstore.sendfile": functools.partial(self._sendfile, cycle),
                 "objectstore.receive": functools.partial(_receive_all, cycle),
+                "objectstore.body_pipe": functools.partial(self._body_pipe, cycle),
             }
             self.scope["extensions"] = extensions
 
@@ -208,10 +221,37 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle.response_complete:
             return
+        if self._pipe is not None and self._pipe_cycle is cycle:
+            self._pipe.feed(body)
+            return
         cycle.body += body
         if len(cycle.body) > BODY_HIGH_WATER:
             self.flow.pause_reading()
         cycle.message_event.set()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._pipe is not None and self._pipe_cycle is self.cycle:
+            self._pipe.finish()
+            self._pipe = self._pipe_cycle = None
+
+    def _body_pipe(self, cycle: Any) -> BodyPipe:
+        """The rest of ``cycle``'s request body, handed to a worker thread
+        through a ``BodyPipe`` instead of ASGI messages: the ASGI extension
+        ``objectstore.body_pipe`` (call it on the loop, before ``receive``)."""
+        pipe = BodyPipe(self.loop, self.flow.pause_reading, self.flow.resume_reading)
+        if cycle.body:
+            pipe.feed(bytes(cycle.body))
+            cycle.body = bytearray()
+        if not cycle.more_body:
+            pipe.finish()
+        elif cycle.disconnected or cycle is not self.cycle:
+            pipe.lose()
+        else:
+            self._pipe, self._pipe_cycle = pipe, cycle
+            if not pipe.paused:
+                self.flow.resume_reading()  # uvicorn's mark may have paused it
+        return pipe
 
     async def _sendfile(self, cycle: Any, file: IO[bytes], offset: int, count: int) -> None:
         """Send ``count`` bytes of ``file`` as (part of) the body of the answer
@@ -229,7 +269,21 @@ class ObjectstoreProtocol(HttpToolsProtocol):
         else:
             cycle.expected_content_length -= count
 
-    def data_received(self, data: bytes) -> None:
+    # asyncio reads into a buffer (``BufferedProtocol``) instead of a new
+    # bytes object per read. One buffer serves every connection of the event
+    # loop's thread: each read is parsed before the next one starts, and the
+    # parser copies out what it keeps (the request head, body pieces).
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        buffer: memoryview | None = getattr(_per_thread, "buffer", None)
+        if buffer is None:
+            buffer = _per_thread.buffer = memoryview(bytearray(RECV_SIZE))
+        return buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(_per_thread.buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         if self._lingering:
             self._discarded += len(data)
             if self._discarded > LINGER_BYTES:
