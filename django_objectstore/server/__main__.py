@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from types import FrameType
 
+from django_objectstore.server.allocator import tune_allocator
 from django_objectstore.server.app import LocalServer
 from django_objectstore.server.backend_fs import FilesystemBackend
 from django_objectstore.server.config import ConfigError, ServerConfig
@@ -82,6 +83,8 @@ def _build(config: ServerConfig) -> LocalServer:
         resumable=config.resumable,
         resumable_session_ttl=config.resumable_session_ttl,
         name_limit=config.name_limit,
+        idle_timeout=config.idle_timeout,
+        header_timeout=config.header_timeout,
         rate_limits=(
             RateLimits.from_mapping(config.rate_limits) if config.rate_limits is not None else None
         ),
@@ -183,6 +186,7 @@ def _run(config_file: str | None, workers: int | None = None) -> int:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"cannot use storage path {config.path!r}: {exc.strerror}")
+    tune_allocator()  # this process is the server's own (inherited by workers)
     if count > 1:
         return _serve_workers(config, count)
     try:

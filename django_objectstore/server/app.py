@@ -63,7 +63,8 @@ class LocalServer:
     ``min_part_size`` (bytes; not upstream) makes a multipart completion fail
     with ``EntityTooSmall`` when a listed part other than the last is smaller,
     as GCS and S3 do (5 MiB there); ``None`` accepts any size.
-    ``idle_timeout`` (seconds) closes kept-alive connections idle that long;
+    ``idle_timeout`` (seconds) closes kept-alive connections idle that long,
+    and connections whose large request body stops arriving that long;
     ``header_timeout`` (seconds) closes connections that have not sent a
     whole request head that long after connecting or starting a request.
     HTTP framing is uvicorn's (httptools parser), run on the thread.

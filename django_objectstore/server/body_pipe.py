@@ -5,7 +5,9 @@ The parser's body pieces are queued as they are (no joining, no copy) and
 the thread takes them under a lock: no task, future or loop wake-up per
 block. Reading pauses while more than ``HIGH_WATER`` bytes wait, and
 resumes (one call into the loop) once the thread has taken them below
-``LOW_WATER``. Measured in ``benchmarks/FINDINGS.md``: a 256 MiB PUT took
+``LOW_WATER``. A body that stops arriving for ``stall_timeout`` seconds
+while the thread waits closes the connection (the thread is not held by a
+silent client). Measured in ``benchmarks/FINDINGS.md``: a 256 MiB PUT took
 longer when its body went through ASGI ``receive`` messages.
 """
 
@@ -13,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
+import time
 from collections.abc import Callable
+from typing import NoReturn
 
 from django_objectstore.server.request import ClientGone
 
@@ -41,10 +46,17 @@ class BodyPipe:
         loop: asyncio.AbstractEventLoop,
         pause: Callable[[], None],
         resume: Callable[[], None],
+        *,
+        abort: Callable[[], None] | None = None,
+        stall_timeout: float | None = None,
     ) -> None:
         self._loop = loop
         self._pause = pause
         self._resume = resume
+        #: Called (on the loop) when no body byte came for ``stall_timeout``
+        #: seconds while the thread waited: the connection is closed.
+        self._abort = abort
+        self._stall_timeout = stall_timeout
         self._pieces: collections.deque[bytes] = collections.deque()
         self._queued = 0
         self._paused = False
@@ -92,12 +104,21 @@ class BodyPipe:
 
     def next_block(self) -> bytes | None:
         with self._ready:
+            deadline: float | None = None
             while not self._pieces:
                 if self._done:
                     return None
                 if self._gone or self._loop.is_closed():
                     raise ClientGone("the client disconnected during the request body")
-                self._ready.wait(_RECHECK_SECONDS)
+                wait = _RECHECK_SECONDS
+                if self._stall_timeout is not None:
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + self._stall_timeout
+                    elif now >= deadline:
+                        self._stalled()
+                    wait = min(wait, deadline - now)
+                self._ready.wait(wait)
             block = self._pieces.popleft()
             if len(block) < _SMALL and self._pieces:
                 parts = [block]
@@ -115,3 +136,10 @@ class BodyPipe:
                 except RuntimeError:  # the loop is closed: the server is stopping
                     self._gone = True
             return block
+
+    def _stalled(self) -> NoReturn:
+        self._gone = True
+        if self._abort is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(self._abort)
+        raise ClientGone(f"no request body bytes for {self._stall_timeout:g} seconds")

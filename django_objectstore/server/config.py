@@ -138,6 +138,14 @@ class Killswitch:
         return True
 
 
+#: Seconds a kept-alive connection may stay idle (or a large request body
+#: stop arriving) before the server closes it.
+DEFAULT_IDLE_TIMEOUT = 60.0
+#: Seconds a client has to send a request head (from connecting, or from the
+#: first byte of the request); then the connection closes.
+DEFAULT_HEADER_TIMEOUT = 10.0
+
+
 @dataclass
 class ServerConfig:
     """Everything ``run`` needs. The defaults are the real server's (section
@@ -165,3 +173,6 @@ class ServerConfig:
     resumable_session_ttl: timedelta = timedelta(days=7)
     name_limit: Literal["gcs"] | None = None
     logging_level: str = "INFO"
+    # Local extensions: connection timeouts (seconds).
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT

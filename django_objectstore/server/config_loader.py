@@ -43,7 +43,7 @@ _SCHEMA: dict[str, Any] = {
     "storage": {"type": _LEAF, "path": _LEAF, "fsync": _LEAF, "name_limit": _LEAF},
     "auth": {"enforce": _LEAF, "keys": {"*": {"key_files": _LEAF, "max_permissions": _LEAF}}},
     "logging": {"level": _LEAF, "format": _LEAF},
-    "http": {"max_requests": _LEAF},
+    "http": {"max_requests": _LEAF, "idle_timeout": _LEAF, "header_timeout": _LEAF},
     "service": {
         "max_concurrency": _LEAF,
         "concurrency_queue": _LEAF,
@@ -138,6 +138,24 @@ def _as_count(path: tuple[str, ...], value: Any, hint: str = "") -> int:
     raise ConfigError(f"{env_name(path)}={value!r} must be a non-negative integer{hint}")
 
 
+def _as_seconds(path: tuple[str, ...], value: Any) -> float:
+    """A positive duration: seconds as a number, or the server's grammar ('90s', '2m')."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = parse_duration(value.strip()).total_seconds()
+        except (ValueError, OverflowError):
+            seconds = None
+    if seconds is None or not 0 < seconds <= 86_400:
+        raise ConfigError(
+            f"{env_name(path)}={value!r} must be a duration of at most a day, "
+            "in seconds or such as '90s' or '2m'"
+        )
+    return seconds
+
+
 def _keys_from_value(value: Any) -> dict[str, KeyConfig]:
     if not isinstance(value, dict):
         raise ConfigError(
@@ -218,6 +236,10 @@ def _admission(config: ServerConfig, tree: Mapping[str, Any]) -> None:
                 f"OS__SERVICE__CONCURRENCY_TIMEOUT={timeout!r} must be a duration such as "
                 f"'1s' or '500ms': {exc}"
             ) from None
+    for attr in ("idle_timeout", "header_timeout"):  # not upstream
+        value = _get(tree, "http", attr)
+        if value is not _MISSING:
+            setattr(config, attr, _as_seconds(("http", attr), value))
     limits = _get(tree, "rate_limits")
     if limits is not _MISSING:
         if not isinstance(limits, dict):

@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from django_objectstore.server.asgi import ObjectstoreApp
 from django_objectstore.server.body_pipe import BodyPipe
+from django_objectstore.server.config import DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT
 from django_objectstore.server.service import REASONS, SERVER_HEADER
 
 __all__ = [
@@ -29,11 +30,6 @@ __all__ = [
 
 logger = logging.getLogger("django_objectstore.server")
 
-#: Seconds a kept-alive connection may stay idle before the server closes it.
-DEFAULT_IDLE_TIMEOUT = 60.0
-#: Seconds a client has to send a request head (from connecting, or from the
-#: first byte of the request); then the connection closes.
-DEFAULT_HEADER_TIMEOUT = 10.0
 #: Most header fields in one request, and most bytes in them (as the
 #: standard library's and most servers' limits); beyond, 431.
 MAX_FIELDS = 100
@@ -118,6 +114,9 @@ class ObjectstoreProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
     #: Seconds a client has, from connecting or from the first byte of a
     #: request, to send the whole request head (``make_config`` sets it).
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    #: Seconds a request body handed to a worker thread may stop arriving
+    #: before the connection is closed (``make_config``: the idle timeout).
+    body_timeout: float = DEFAULT_IDLE_TIMEOUT
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -239,7 +238,13 @@ class ObjectstoreProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
         """The rest of ``cycle``'s request body, handed to a worker thread
         through a ``BodyPipe`` instead of ASGI messages: the ASGI extension
         ``objectstore.body_pipe`` (call it on the loop, before ``receive``)."""
-        pipe = BodyPipe(self.loop, self.flow.pause_reading, self.flow.resume_reading)
+        pipe = BodyPipe(
+            self.loop,
+            self.flow.pause_reading,
+            self.flow.resume_reading,
+            abort=self._raw_transport.close,
+            stall_timeout=self.body_timeout,
+        )
         if cycle.body:
             pipe.feed(bytes(cycle.body))
             cycle.body = bytearray()
@@ -405,7 +410,9 @@ def make_config(
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
 ) -> uvicorn.Config:
     protocol = type(
-        "ObjectstoreProtocol", (ObjectstoreProtocol,), {"header_timeout": header_timeout}
+        "ObjectstoreProtocol",
+        (ObjectstoreProtocol,),
+        {"header_timeout": header_timeout, "body_timeout": idle_timeout},
     )
     return uvicorn.Config(
         app,

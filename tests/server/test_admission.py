@@ -18,6 +18,7 @@ from django_objectstore.server import (
     ThroughputLimits,
     ThroughputRule,
 )
+from django_objectstore.server.config import ConfigError
 from django_objectstore.server.config_loader import config_from_env
 from tests.server.helpers import FakeClock, call
 
@@ -203,3 +204,18 @@ def test_env_rate_limits() -> None:
     assert limits.throughput.global_rps == 10
     assert limits.throughput.rules == [ThroughputRule("u", (("org", "1"),), rps=1)]
     assert limits.bandwidth.report_only is True
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("90", 90.0), ("90s", 90.0), ("2m", 120.0), ("1.5", 1.5)]
+)
+def test_env_connection_timeouts(value: str, seconds: float) -> None:
+    config = config_from_env({"OS__HTTP__IDLE_TIMEOUT": value, "OS__HTTP__HEADER_TIMEOUT": value})
+    assert config.idle_timeout == seconds
+    assert config.header_timeout == seconds
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "2d", "true"])
+def test_env_connection_timeout_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"OS__HTTP__IDLE_TIMEOUT=.*must be a duration"):
+        config_from_env({"OS__HTTP__IDLE_TIMEOUT": value})

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import platform
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -206,3 +209,56 @@ def test_body_cut_short_stores_nothing(tmp_path: object) -> None:
         assert counters.requests == before + 1
         assert call(server.url, "GET", path).status == 404
         assert list(Path(str(tmp_path)).rglob(".*.tmp")) == []  # no temporary file left
+
+
+def test_stalled_large_body_closes_the_connection_and_frees_the_thread(tmp_path: object) -> None:
+    with LocalServer(storage="filesystem", path=tmp_path, idle_timeout=0.5) as server:  # type: ignore[arg-type]
+        path = "/v1/objects/test/org=1/stalled"
+        counters = server.service.counters
+        before = counters.requests
+        with socket.create_connection(server.address, timeout=10) as sock:
+            sock.sendall(
+                b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                % (path.encode(), 8 * MIB)
+            )
+            sock.sendall(os.urandom(2 * MIB))  # then nothing more
+            started = time.monotonic()
+            assert sock.recv(1) == b""  # closed by the server, without an answer
+            assert time.monotonic() - started < 5
+        deadline = time.monotonic() + 5
+        while counters.requests == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert counters.requests == before + 1
+        assert counters.in_flight == 0  # the worker thread is free again
+        assert call(server.url, "GET", path).status == 404
+        assert list(Path(str(tmp_path)).rglob(".*.tmp")) == []
+
+
+def test_a_slow_but_moving_body_is_not_cut() -> None:
+    # pieces every 0.2 s against a 0.5 s stall timeout: stored whole
+    with LocalServer(storage="memory", idle_timeout=0.5) as server:
+        data = os.urandom(2 * MIB + 10)
+        path = b"/v1/objects/test/org=1/slow"
+        with socket.create_connection(server.address, timeout=10) as sock:
+            head = b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            sock.sendall(head % (path, len(data)))
+            for start in range(0, len(data), 512 * 1024):
+                sock.sendall(data[start : start + 512 * 1024])
+                time.sleep(0.2)
+            status, _ = _read_response(sock, bytearray())
+        assert status in (200, 201)
+        assert call(server.url, "GET", path.decode()).body == data
+
+
+def test_allocator_thresholds_are_set_in_a_server_process() -> None:
+    # in a child: the thresholds are process-wide, and this is the test runner's
+    code = "from django_objectstore.server.allocator import tune_allocator; print(tune_allocator())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    expected = (
+        "True"
+        if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+        else "False"
+    )
+    assert done.stdout.strip() == expected
