@@ -195,7 +195,7 @@ def _django(spec: dict[str, Any]) -> Any:
     settings.configure(
         DEBUG=False,
         USE_TZ=True,
-        INSTALLED_APPS=["django_objectstore"] if spec["backend"] == "objectstore" else [],
+        INSTALLED_APPS=["django_objectstore"] if spec["backend"].startswith("objectstore") else [],
         MEDIA_ROOT=os.path.join(tmp, "media"),
         FILE_UPLOAD_TEMP_DIR=tmp,
         OBJECTSTORE={
@@ -213,6 +213,11 @@ def _django(spec: dict[str, Any]) -> Any:
         from django_objectstore.storage import ObjectstoreStorage
 
         return ObjectstoreStorage(usecase=spec["usecase"])
+    if spec["backend"] == "objectstore_overwrite":
+        from django_objectstore.storage import ObjectstoreStorage
+
+        # no existence check before each save (as django-storages' default)
+        return ObjectstoreStorage(usecase=spec["usecase"], allow_overwrite=True)
     if spec["backend"] == "memory":
         from django.core.files.storage import InMemoryStorage
 

@@ -351,14 +351,18 @@ def scenario_rss(ctx: Context, name: str) -> None:
 
 def scenario_django_small(ctx: Context, name: str) -> None:
     out: dict[str, list[dict[str, Any]]] = {}
-    backends = ["memory", "filesystem", "objectstore"]
+    backends = ["memory", "filesystem", "objectstore", "objectstore_overwrite"]
     for rep in range(ctx.repeat):
         for backend in backends if rep % 2 == 0 else backends[::-1]:
             shutil.rmtree(ctx.tmp / "media", ignore_errors=True)
             # names new to every storage in every repetition (the server outlives
             # repetitions: reused names would make every save a collision)
             spec = ctx.base_spec(
-                kind="django_small", backend=backend, size=1024, rounds=ctx.rounds, prefix=f"r{rep}"
+                kind="django_small",
+                backend=backend,
+                size=1024,
+                rounds=ctx.rounds,
+                prefix=f"{backend}-r{rep}",
             )
             out.setdefault(backend, []).append(
                 run_child(ctx.profiled(spec, f"{name}-{backend}"), ctx)
@@ -739,7 +743,10 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
             "## Django storage",
             "",
             f"Save then open and read {n} files of 1 KiB through each storage "
-            "(ObjectstoreStorage talks HTTP to the local server, auth enforced).",
+            "(ObjectstoreStorage talks HTTP to the local server, auth enforced). By "
+            "default each save first asks whether the name exists (Django's no-overwrite "
+            "rule: a HEAD, then the PUT; the read is a GET); with `allow_overwrite=True` "
+            "it does not (PUT, GET).",
             "",
             "| Storage | Wall s | Per file ms | Added per file vs InMemoryStorage ms | CPU s"
             " | Peak RSS MiB | Server CPU s |",
@@ -749,6 +756,7 @@ def render(ctx: Context, started: datetime, elapsed: float) -> str:
             "memory": "InMemoryStorage",
             "filesystem": "FileSystemStorage",
             "objectstore": "ObjectstoreStorage",
+            "objectstore_overwrite": "ObjectstoreStorage(allow_overwrite=True)",
         }
         for backend, label in names.items():
             runs = d.get(backend, [])
