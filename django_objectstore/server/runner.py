@@ -245,6 +245,9 @@ class ObjectstoreProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
             abort=self._raw_transport.close,
             stall_timeout=self.body_timeout,
         )
+        if cycle.waiting_for_100_continue and not self._raw_transport.is_closing():
+            cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as uvicorn's receive()
+            cycle.waiting_for_100_continue = False
         if cycle.body:
             pipe.feed(bytes(cycle.body))
             cycle.body = bytearray()

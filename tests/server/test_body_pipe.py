@@ -156,6 +156,21 @@ def test_large_body_then_pipelined_request(storage: str, tmp_path: object) -> No
         assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
 
 
+def test_large_body_after_100_continue(memory_server: LocalServer) -> None:
+    data = os.urandom(3 * MIB)
+    head = (
+        b"PUT /v1/objects/test/org=1/continued HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(data)
+    )
+    with socket.create_connection(memory_server.address, timeout=10) as sock:
+        sock.sendall(head)
+        assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before any body byte
+        sock.sendall(data)
+        status, _ = _read_response(sock, bytearray())
+    assert status in (200, 201)
+    assert call(memory_server.url, "GET", "/v1/objects/test/org=1/continued").body == data
+
+
 def test_chunked_large_body_is_stored(memory_server: LocalServer) -> None:
     data = os.urandom(5 * MIB)
     pieces = [data[i : i + 300_000] for i in range(0, len(data), 300_000)]
