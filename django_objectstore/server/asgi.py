@@ -5,8 +5,10 @@ with backpressure, then writes the request log line.
 Endpoints are plain functions. Most run right on the event loop: requests
 without a body or with a small one (read first, without blocking the loop),
 whose work is short. Requests with a large or chunked body, and the
-endpoints marked ``blocking``, run on a worker thread that pulls the body
-from the loop in blocks of about 1 MiB and hands the response back to it.
+endpoints marked ``blocking``, run on a worker thread, which takes the body
+from the connection as it is read (``body_pipe``; without that extension,
+in blocks of about 1 MiB through ``receive``) and hands the response back
+to the loop.
 Measured in ``benchmarks/FINDINGS.md``: a thread hop per request would cost
 a third of the small-request rate.
 """
