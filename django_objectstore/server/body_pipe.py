@@ -75,10 +75,12 @@ class BodyPipe:
         with self._ready:
             self._pieces.append(data)
             self._queued += len(data)
-            if self._queued > HIGH_WATER and not self._paused:
+            pause = self._queued > HIGH_WATER and not self._paused
+            if pause:
                 self._paused = True
-                self._pause()
             self._ready.notify()
+        if pause:  # outside the lock: the transport's calls are not ours to hold it over
+            self._pause()
 
     def finish(self) -> None:
         """The body ended."""
@@ -96,9 +98,11 @@ class BodyPipe:
     def _resumed(self) -> None:
         with self._ready:
             self._resuming = False
-            if self._paused and self._queued <= LOW_WATER:
+            resume = self._paused and self._queued <= LOW_WATER
+            if resume:
                 self._paused = False
-                self._resume()
+        if resume:
+            self._resume()
 
     # -- the worker thread's side ------------------------------------------
 
