@@ -277,3 +277,34 @@ def test_allocator_thresholds_are_set_in_a_server_process() -> None:
         else "False"
     )
     assert done.stdout.strip() == expected
+
+
+def test_concurrent_large_bodies_are_stored_byte_for_byte(tmp_path: object) -> None:
+    # One read buffer serves every connection of the loop: six connections
+    # sending at once must each store exactly their own bytes.
+    bodies = {f"conc-{i}": os.urandom(6 * MIB + i * 4099) for i in range(6)}
+    with LocalServer(storage="filesystem", path=tmp_path) as server:  # type: ignore[arg-type]
+
+        def put(key: str) -> int:
+            data = bodies[key]
+            with socket.create_connection(server.address, timeout=30) as sock:
+                sock.sendall(
+                    b"PUT /v1/objects/test/org=1/%s HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Length: %d\r\n\r\n" % (key.encode(), len(data))
+                )
+                for start in range(0, len(data), 200_000):  # interleave with the others
+                    sock.sendall(data[start : start + 200_000])
+                return _read_response(sock, bytearray())[0]
+
+        statuses: list[int] = []
+        threads = [threading.Thread(target=lambda k=k: statuses.append(put(k))) for k in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(statuses) == len(bodies)
+        assert all(status in (200, 201) for status in statuses), statuses
+        for key, data in bodies.items():
+            got = call(server.url, "GET", f"/v1/objects/test/org=1/{key}")
+            assert got.status == 200
+            assert hashlib.sha256(got.body).digest() == hashlib.sha256(data).digest()
