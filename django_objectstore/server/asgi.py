@@ -6,9 +6,9 @@ Endpoints are plain functions. Most run right on the event loop: requests
 without a body or with a small one (read first, without blocking the loop),
 whose work is short. Requests with a large or chunked body, and the
 endpoints marked ``blocking``, run on a worker thread, which takes the body
-from the connection as it is read (``body_pipe``; without that extension,
-in blocks of about 1 MiB through ``receive``) and hands the response back
-to the loop.
+from the connection as it is read (``body_pipe``) and hands the response
+back to the loop. The app runs under ``runner``'s protocol, whose ASGI
+extensions it uses.
 Measured in ``benchmarks/FINDINGS.md``: a thread hop per request would cost
 a third of the small-request rate.
 """
@@ -30,7 +30,7 @@ from django_objectstore.server.query import redact_query
 from django_objectstore.server.request import BodySource, ClientGone, Request, Response
 from django_objectstore.server.service import Service
 
-__all__ = ["BODY_BLOCK", "PRELOAD_LIMIT", "ObjectstoreApp", "error_response"]
+__all__ = ["PRELOAD_LIMIT", "ObjectstoreApp", "error_response"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,8 +41,6 @@ logger = logging.getLogger("django_objectstore.server")
 
 #: Bodies declared this small are read before the endpoint runs on the loop.
 PRELOAD_LIMIT = 1024 * 1024
-#: A worker thread receives request bodies in blocks of about this size.
-BODY_BLOCK = 1024 * 1024
 #: An unread request body up to this size is read and dropped after the
 #: answer, keeping the connection; a larger one closes it.
 DRAIN_LIMIT = 64 * 1024 * 1024
@@ -89,45 +87,6 @@ class _Buffered:
         if data is None and self._cut:
             raise ClientGone("the client disconnected during the request body")
         return data or None
-
-
-class _Bridged:
-    """A body read from the event loop by a worker thread."""
-
-    __slots__ = ("_done", "_gone", "_loop", "_receive")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, receive: Receive) -> None:
-        self._loop = loop
-        self._receive = receive
-        self._done = False
-        self._gone = False
-
-    async def _gather(self) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        while not self._done and size < BODY_BLOCK:
-            message = await self._receive()
-            if message["type"] == "http.disconnect":
-                self._gone = True
-                break  # what arrived before still counts (resumable uploads keep it)
-            chunk = message.get("body", b"")
-            if chunk:
-                chunks.append(chunk)
-                size += len(chunk)
-            self._done = not message.get("more_body", False)
-        if self._gone and not chunks:
-            raise ClientGone("the client disconnected during the request body")
-        if not chunks:
-            return None
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def next_block(self) -> bytes | None:
-        if self._done:
-            return None
-        try:
-            return asyncio.run_coroutine_threadsafe(self._gather(), self._loop).result()
-        except (concurrent.futures.CancelledError, RuntimeError) as exc:
-            raise ClientGone(f"the server is stopping: {exc}") from None
 
 
 class _Exchange:
@@ -200,8 +159,7 @@ class ObjectstoreApp:
                     on_thread = True
                 source = _Buffered(body, cut=not complete)
             elif has_body:
-                attach = scope.get("extensions", {}).get(_PIPE)
-                source = attach() if attach is not None else _Bridged(loop, receive)
+                source = scope["extensions"][_PIPE]()
                 on_thread = True
             request = Request(method, raw_path, raw_query, headers, scope["http_version"], source)
             if on_thread:

@@ -130,8 +130,8 @@ class ObjectstoreProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
         self._target_bytes = 0
         self._header_bytes = 0
         self._header_count = 0
+        #: The body pipe of the current request, while its body is arriving.
         self._pipe: BodyPipe | None = None
-        self._pipe_cycle: Any = None
         self._proxy = _Transport(transport, self)
         super().connection_made(self._proxy)  # type: ignore[arg-type]
         self._arm_header_timer()
@@ -220,7 +220,7 @@ class ObjectstoreProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
         cycle = self.cycle
         if cycle.response_complete:
             return
-        if self._pipe is not None and self._pipe_cycle is cycle:
+        if self._pipe is not None:
             self._pipe.feed(body)
             return
         cycle.body += body
@@ -230,9 +230,9 @@ class ObjectstoreProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        if self._pipe is not None and self._pipe_cycle is self.cycle:
+        if self._pipe is not None:
             self._pipe.finish()
-            self._pipe = self._pipe_cycle = None
+            self._pipe = None
 
     def _body_pipe(self, cycle: Any) -> BodyPipe:
         """The rest of ``cycle``'s request body, handed to a worker thread
@@ -256,7 +256,7 @@ class ObjectstoreProtocol(HttpToolsProtocol, asyncio.BufferedProtocol):
         elif cycle.disconnected or cycle is not self.cycle:
             pipe.lose()
         else:
-            self._pipe, self._pipe_cycle = pipe, cycle
+            self._pipe = pipe  # until the body ends (a next request's cycle comes after)
             if not pipe.paused:
                 self.flow.resume_reading()  # uvicorn's mark may have paused it
         return pipe
