@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,15 +137,29 @@ def _read_response(sock: socket.socket, buffered: bytearray) -> tuple[int, bytes
     return status, bytes(body[:length])
 
 
+def _put_head(path: str, length: int, extra: bytes = b"") -> bytes:
+    """The head of a PUT of ``length`` body bytes to ``path``."""
+    return b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n" % (
+        path.encode(),
+        length,
+        extra,
+    )
+
+
+def _wait_until_ended(counters: Any, before: int, seconds: float) -> None:
+    """Until the server has ended one more request than ``before``."""
+    deadline = time.monotonic() + seconds
+    while counters.requests == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert counters.requests == before + 1
+
+
 @pytest.mark.parametrize("storage", ["memory", "filesystem"])
 def test_large_body_then_pipelined_request(storage: str, tmp_path: object) -> None:
     data = os.urandom(9 * MIB + 123)
     kwargs = {"path": tmp_path} if storage == "filesystem" else {}
     with LocalServer(storage=storage, **kwargs) as server:  # type: ignore[arg-type]
-        put = (
-            b"PUT /v1/objects/test/org=1/piped HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(data)
-        )
+        put = _put_head("/v1/objects/test/org=1/piped", len(data))
         get = b"GET /v1/objects/test/org=1/piped HTTP/1.1\r\nHost: x\r\n\r\n"
         with socket.create_connection(server.address, timeout=30) as sock:
             sock.sendall(put + data + get)
@@ -158,10 +173,7 @@ def test_large_body_then_pipelined_request(storage: str, tmp_path: object) -> No
 
 def test_large_body_after_100_continue(memory_server: LocalServer) -> None:
     data = os.urandom(3 * MIB)
-    head = (
-        b"PUT /v1/objects/test/org=1/continued HTTP/1.1\r\nHost: x\r\n"
-        b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(data)
-    )
+    head = _put_head("/v1/objects/test/org=1/continued", len(data), b"Expect: 100-continue\r\n")
     with socket.create_connection(memory_server.address, timeout=10) as sock:
         sock.sendall(head)
         assert sock.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before any body byte
@@ -192,10 +204,7 @@ def test_unread_large_body_is_drained_and_the_connection_kept(auth_server: Local
     # auth enforced, no token: answered (400) without reading the body
     server = auth_server
     data = b"q" * (3 * MIB)
-    put = (
-        b"PUT /v1/objects/test/org=1/denied HTTP/1.1\r\nHost: x\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(data)
-    )
+    put = _put_head("/v1/objects/test/org=1/denied", len(data))
     health = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(server.address, timeout=30) as sock:
         sock.sendall(put + data + health)
@@ -213,15 +222,9 @@ def test_body_cut_short_stores_nothing(tmp_path: object) -> None:
         counters = server.service.counters
         before = counters.requests
         with socket.create_connection(server.address, timeout=30) as sock:
-            sock.sendall(
-                b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                % (path.encode(), 20 * MIB)
-            )
+            sock.sendall(_put_head(path, 20 * MIB))
             sock.sendall(os.urandom(6 * MIB))
-        deadline = time.monotonic() + 10
-        while counters.requests == before and time.monotonic() < deadline:
-            time.sleep(0.02)  # until the server has ended the cut request
-        assert counters.requests == before + 1
+        _wait_until_ended(counters, before, 10)
         assert call(server.url, "GET", path).status == 404
         assert list(Path(str(tmp_path)).rglob(".*.tmp")) == []  # no temporary file left
 
@@ -232,18 +235,12 @@ def test_stalled_large_body_closes_the_connection_and_frees_the_thread(tmp_path:
         counters = server.service.counters
         before = counters.requests
         with socket.create_connection(server.address, timeout=10) as sock:
-            sock.sendall(
-                b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                % (path.encode(), 8 * MIB)
-            )
+            sock.sendall(_put_head(path, 8 * MIB))
             sock.sendall(os.urandom(2 * MIB))  # then nothing more
             started = time.monotonic()
             assert sock.recv(1) == b""  # closed by the server, without an answer
             assert time.monotonic() - started < 5
-        deadline = time.monotonic() + 5
-        while counters.requests == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert counters.requests == before + 1
+        _wait_until_ended(counters, before, 5)
         assert counters.in_flight == 0  # the worker thread is free again
         assert call(server.url, "GET", path).status == 404
         assert list(Path(str(tmp_path)).rglob(".*.tmp")) == []
@@ -253,16 +250,15 @@ def test_a_slow_but_moving_body_is_not_cut() -> None:
     # pieces every 0.2 s against a 0.5 s stall timeout: stored whole
     with LocalServer(storage="memory", idle_timeout=0.5) as server:
         data = os.urandom(2 * MIB + 10)
-        path = b"/v1/objects/test/org=1/slow"
+        path = "/v1/objects/test/org=1/slow"
         with socket.create_connection(server.address, timeout=10) as sock:
-            head = b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-            sock.sendall(head % (path, len(data)))
+            sock.sendall(_put_head(path, len(data)))
             for start in range(0, len(data), 512 * 1024):
                 sock.sendall(data[start : start + 512 * 1024])
                 time.sleep(0.2)
             status, _ = _read_response(sock, bytearray())
         assert status in (200, 201)
-        assert call(server.url, "GET", path.decode()).body == data
+        assert call(server.url, "GET", path).body == data
 
 
 def test_allocator_thresholds_are_set_in_a_server_process() -> None:
@@ -288,10 +284,7 @@ def test_concurrent_large_bodies_are_stored_byte_for_byte(tmp_path: object) -> N
         def put(key: str) -> int:
             data = bodies[key]
             with socket.create_connection(server.address, timeout=30) as sock:
-                sock.sendall(
-                    b"PUT /v1/objects/test/org=1/%s HTTP/1.1\r\nHost: x\r\n"
-                    b"Content-Length: %d\r\n\r\n" % (key.encode(), len(data))
-                )
+                sock.sendall(_put_head(f"/v1/objects/test/org=1/{key}", len(data)))
                 for start in range(0, len(data), 200_000):  # interleave with the others
                     sock.sendall(data[start : start + 200_000])
                 return _read_response(sock, bytearray())[0]
