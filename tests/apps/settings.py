@@ -10,13 +10,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The basics of the main test settings, shared rather than copied.
+from tests.settings import (
+    ALLOWED_HOSTS,
+    DATABASES,
+    DEBUG,
+    DEFAULT_AUTO_FIELD,
+    MIDDLEWARE,
+    SECRET_KEY,
+    TEMPLATES,
+    TIME_ZONE,
+    USE_TZ,
+)
+
+__all__ = [
+    "ALLOWED_HOSTS",
+    "DATABASES",
+    "DEBUG",
+    "DEFAULT_AUTO_FIELD",
+    "MIDDLEWARE",
+    "SECRET_KEY",
+    "TEMPLATES",
+    "TIME_ZONE",
+    "USE_TZ",
+]
+
 HERE = Path(__file__).resolve().parent
 
-SECRET_KEY = "tests-only-not-secret"
-DEBUG = False
-USE_TZ = True
-TIME_ZONE = "UTC"
-ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.apps.urls"
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -40,28 +60,6 @@ INSTALLED_APPS = [
     # django-cleanup last, as its README asks.
     "django_cleanup.apps.CleanupConfig",
 ]
-MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-]
-TEMPLATES = [
-    {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "APP_DIRS": True,
-        "OPTIONS": {
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-            ]
-        },
-    }
-]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 _OURS = "django_objectstore.storage.ObjectstoreStorage"
 STORAGES = {
