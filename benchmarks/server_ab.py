@@ -19,7 +19,6 @@ commit against this tree)::
 from __future__ import annotations
 
 import argparse
-import datetime
 import http.client
 import multiprocessing
 import os
@@ -32,22 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jwt
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _server import ServerProcess, make_keypair
+from _worker import _auth_header
 
 KID = "bench"
 USECASE = "bench"
-
-
-def _token(private_key: Path) -> str:
-    claims = {
-        "res": {"os:usecase": USECASE, "org": "1"},
-        "permissions": ["object.read", "object.write", "object.delete"],
-        "exp": datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(hours=2),
-    }
-    return jwt.encode(claims, private_key.read_text(), algorithm="EdDSA", headers={"kid": KID})
 
 
 def _small_ops(port: int, headers: dict[str, str], method: str, count: int) -> float:
@@ -184,7 +173,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="server-ab-") as tmp_name:
         tmp = Path(tmp_name)
         private, public = make_keypair(tmp)
-        headers = {"Authorization": f"Bearer {_token(private)}"}
+        headers = _auth_header({"usecase": USECASE, "private_key": private, "kid": KID})
         big = tmp / "big.bin"
         with big.open("wb") as out:
             for _ in range(args.big_mib):
