@@ -223,7 +223,7 @@ def main() -> None:
     print("| --- | " + " | ".join("---:" for _ in names + names[1:]) + " |")
     for metric in metrics:
         medians = [statistics.median(r[metric] for r in results[name]) for name in names]
-        ratios = [f"{m / medians[0]:.2f}x" for m in medians[1:]]
+        ratios = [f"{m / medians[0]:.2f}x" if medians[0] else "-" for m in medians[1:]]
         print(
             f"| {metric} | "
             + " | ".join(f"{m:,.4g}" for m in medians)
