@@ -1,13 +1,16 @@
 """How ``Session.get`` and ``Session.get_range`` turn a response into a
 payload stream.
 
-A zstd payload is decompressed by one of three pipelines, chosen from its
-stored size and its first block:
+A zstd payload is decompressed by one of four pipelines, chosen from its
+stored size and its first 64 KiB:
 
 * small (under 4 MiB stored): zstandard's streaming reader on the socket;
-* large and compressible: socket reads on a helper thread (``ReadAhead``)
-  while frames that record their size (our large puts) are decompressed on
-  several threads (``FrameDecoder``), other frames by the streaming reader;
+* large, starting with a frame that records its size (our large puts: a
+  frame per 2 MiB): the reader's thread reads the socket and cuts frames
+  while several threads decode them (``FrameDecoder``);
+* large, other frames (one big frame, as the official client writes):
+  socket reads on a helper thread (``ReadAhead``) while the reader's thread
+  decompresses with zstandard's streaming reader;
 * large and stored in raw blocks (incompressible data): decoding is a copy,
   which large reads leave to the kernel by receiving the blocks in place
   (``RawBlocks``), on the reader's own thread.
@@ -23,7 +26,7 @@ import zstandard
 from urllib3.response import HTTPResponse
 
 from django_objectstore import _protocol_parsing
-from django_objectstore.client._frames import FrameDecoder
+from django_objectstore.client._frames import FrameDecoder, starts_with_sized_frame
 from django_objectstore.client._io import BLOCK_SIZE
 from django_objectstore.client._rawblocks import RawBlocks, Refilled
 from django_objectstore.client._response import (
@@ -38,14 +41,13 @@ from django_objectstore.client.metadata import Metadata
 
 __all__ = ["GetResponse", "RangeResponse", "payload_stream", "range_payload"]
 
-# Compressed bodies at least this big (or of unknown size) are read ahead
-# by a helper thread.
+# Compressed bodies at least this big (or of unknown size) are decoded by
+# one of the large-payload pipelines (decoding 8 MiB in 2 MiB frames on two
+# threads took 12.4 ms against 11.1 ms for one thread; 32 MiB 26.6 ms
+# against 33.4).
 _READ_AHEAD_MIN: Final = 4 * BLOCK_SIZE
-# Most threads decompressing the frames of one payload, and the smallest
-# stored size worth them (decoding 8 MiB in 2 MiB frames on two threads
-# took 12.4 ms against 11.1 ms for one thread; 32 MiB 26.6 ms against 33.4).
+# Most threads decompressing the frames of one payload.
 _DECODE_THREADS: Final = 4
-_PARALLEL_DECODE_MIN: Final = 4 * BLOCK_SIZE
 
 
 class GetResponse(NamedTuple):
@@ -100,18 +102,19 @@ def payload_stream(
     if stored_size is None or stored_size >= _READ_AHEAD_MIN:
         stream = cast(ResponseStream, payload)
         first, count = read_first_block(stream)
-        if starts_with_raw_block(memoryview(first)[:count]):
+        head = memoryview(first)[:count]
+        if starts_with_raw_block(head):
             # Incompressible data: raw blocks received in place (large
             # reads) or sliced out of 1 MiB reads, on this thread (see _rawblocks).
             return cast(IO[bytes], RawBlocks(Refilled(stream, first, count)))
-        # Big bodies: socket reads run in a helper thread while this one
-        # decompresses (not worth a thread for small ones).
+        threads = min(os.cpu_count() or 1, _DECODE_THREADS)
+        if threads > 1 and starts_with_sized_frame(head):
+            # Many frames that record their size (our large puts): decoded
+            # on several threads while this one reads the socket.
+            return cast(IO[bytes], FrameDecoder(stream, threads, buffered=head))
+        # One big frame: socket reads run in a helper thread while this one
+        # decompresses (not worth a thread for small bodies).
         payload = cast(IO[bytes], ReadAhead(stream, first, count))
-    threads = min(os.cpu_count() or 1, _DECODE_THREADS)
-    if threads > 1 and (stored_size is None or stored_size >= _PARALLEL_DECODE_MIN):
-        # Objects made of many frames that record their size (our large
-        # puts) are decompressed on several threads.
-        return cast(IO[bytes], FrameDecoder(payload, threads))
     # A fresh context per payload: payloads may be read interleaved.
     return zstandard.ZstdDecompressor().stream_reader(
         payload, read_size=BLOCK_SIZE, read_across_frames=True

@@ -5,7 +5,12 @@ recording its decompressed size (see ``_parallel``). ``FrameDecoder`` reads
 such a stream frame by frame - finding where each frame ends from its
 block headers, without decompressing - and decompresses up to ``threads``
 frames at once on worker threads (zstd releases the GIL), handing the
-results out in order. Memory stays near ``2 x (threads + 1)`` frames.
+results out in order. Each frame is decoded in one pass into a buffer that
+is used again for later frames: a fresh ``bytes`` per frame, allocated on a
+worker thread and freed on the reader's, made the allocator hand back and
+fault in about a page per 4 KiB of output (13,800 minor faults per 64 MiB
+get against 5,900, benchmarks/FINDINGS.md). Memory stays near
+``2 x (threads + 2)`` frames.
 
 Frames it cannot decode whole (size not recorded, as in streamed uploads,
 or larger than ``MAX_FRAME``) are not its business: from the first such
@@ -20,11 +25,11 @@ import os
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, TYPE_CHECKING, Final, cast
+from typing import IO, TYPE_CHECKING, Final, Protocol, cast
 
 import zstandard
 
-from django_objectstore.client._io import BLOCK_SIZE, check_same_process
+from django_objectstore.client._io import BLOCK_SIZE, Buffer, check_same_process
 from django_objectstore.client._zstd import (
     BLOCK_HEADER,
     BLOCK_RESERVED,
@@ -37,7 +42,7 @@ from django_objectstore.client._zstd import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["MAX_FRAME", "FrameDecoder", "Prefixed", "truncated"]
+__all__ = ["MAX_FRAME", "FrameDecoder", "Prefixed", "starts_with_sized_frame", "truncated"]
 
 #: Largest recorded frame size decompressed whole (in memory).
 MAX_FRAME: Final = 4 * 1024 * 1024
@@ -45,6 +50,9 @@ MAX_FRAME: Final = 4 * 1024 * 1024
 # A frame of at most MAX_FRAME bytes cannot be much bigger compressed: raw
 # blocks add 3 bytes per 128 KiB. Anything longer is corrupt.
 _MAX_COMPRESSED: Final = MAX_FRAME + MAX_FRAME // 1024 + 1024
+
+# Decode buffers are allocated in multiples of this.
+_ROUND: Final = 256 * 1024
 
 
 class Prefixed(io.RawIOBase):
@@ -84,26 +92,74 @@ def truncated() -> zstandard.ZstdError:
     )
 
 
-def _decode(frame: bytes) -> bytes:
-    return zstandard.ZstdDecompressor().decompress(frame)
+def _spare_buffer(spare: list[bytearray], size: int) -> bytearray:
+    """A buffer of at least ``size`` bytes from ``spare``, or a new one."""
+    for index, buffer in enumerate(spare):
+        if len(buffer) >= size:
+            return spare.pop(index)
+    # Rounded up so that frames of slightly different sizes share buffers.
+    return bytearray(-(-size // _ROUND) * _ROUND)
+
+
+def _decode(frame: memoryview, into: memoryview) -> memoryview:
+    """Decompress ``frame`` (one whole frame recording its size, which
+    ``into`` has) into ``into``. zstd decodes it in a single pass straight
+    into ``into`` (no window copy) and checks size and checksum."""
+    reader = zstandard.ZstdDecompressor().stream_reader(frame)
+    count = 0
+    while count < into.nbytes:
+        got = reader.readinto(into[count:])
+        if not got:
+            raise truncated()
+        count += got
+    return into
+
+
+def starts_with_sized_frame(data: memoryview) -> bool:
+    """True if ``data`` begins with a zstd frame that ``FrameDecoder``
+    decodes whole (it records a size of at most ``MAX_FRAME``)."""
+    if data[:4].tobytes() != MAGIC:
+        return False
+    try:
+        params = zstandard.get_frame_parameters(bytes(data[:MAX_FRAME_HEADER]))
+    except zstandard.ZstdError:
+        return False
+    return params.content_size != zstandard.CONTENTSIZE_UNKNOWN and (
+        0 <= params.content_size <= MAX_FRAME
+    )
+
+
+class Compressed(Protocol):
+    """What ``FrameDecoder`` reads: a binary stream that can ``readinto``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class FrameDecoder(io.RawIOBase):
-    """The decompressed bytes of the zstd stream ``source`` (a readable
-    binary stream; closed with this one)."""
+    """The decompressed bytes of ``buffered`` and then the zstd stream
+    ``source`` (a readable binary stream; closed with this one). Compressed
+    bytes are read with ``readinto`` into one reused block."""
 
-    def __init__(self, source: IO[bytes], threads: int) -> None:
+    def __init__(self, source: Compressed, threads: int, *, buffered: Buffer = b"") -> None:
         super().__init__()
         self._source = source
+        self._block: memoryview | None = None  # made on the first read
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
-        self._frames: deque[Future[bytes]] = deque()
-        self._buffer = bytearray()  # compressed bytes read but not yet framed
+        # Frames being decoded: the result, and the buffer of the input.
+        self._frames: deque[tuple[Future[memoryview], bytearray]] = deque()
+        self._spare_in: list[bytearray] = []  # buffers free for reuse
+        self._spare_out: list[bytearray] = []
+        self._buffer = bytearray(buffered)  # compressed bytes read but not yet framed
         self._source_done = False
         self._splitting = True
         self._rest: zstandard.ZstdDecompressionReader | None = None  # once needed
         self._current = memoryview(b"")
-        self._whole = b""  # the decoded frame ``_current`` is a view of
+        self._held: bytearray | None = None  # the buffer ``_current`` is a view of
         self._pid = os.getpid()  # the worker threads do not survive a fork
 
     def readable(self) -> bool:
@@ -115,11 +171,13 @@ class FrameDecoder(io.RawIOBase):
         """Read until ``count`` compressed bytes are buffered; False if the
         source ends first."""
         while len(self._buffer) < count and not self._source_done:
-            block = self._source.read(max(BLOCK_SIZE, count - len(self._buffer)))
-            if not block:
+            if self._block is None:
+                self._block = memoryview(bytearray(BLOCK_SIZE))
+            got = self._source.readinto(self._block)
+            if not got:
                 self._source_done = True
             else:
-                self._buffer += block
+                self._buffer += self._block[:got]
         return len(self._buffer) >= count
 
     def _stream_the_rest(self) -> None:
@@ -128,14 +186,15 @@ class FrameDecoder(io.RawIOBase):
         self._splitting = False
         prefix, self._buffer = bytes(self._buffer), bytearray()
         self._rest = zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], Prefixed(prefix, self._source)),
+            cast(IO[bytes], Prefixed(prefix, cast(IO[bytes], self._source))),
             read_size=BLOCK_SIZE,
             read_across_frames=True,
         )
 
-    def _frame_length(self) -> int | None:
-        """Bytes of the frame at the start of the buffer when it can be
-        decoded whole (its size is recorded and small), else None."""
+    def _frame_length(self) -> tuple[int, int] | None:
+        """Compressed and decompressed sizes of the frame at the start of the
+        buffer when it can be decoded whole (its size is recorded and small),
+        else None."""
         buffer = self._buffer
         if buffer[:4] != MAGIC:
             return None  # skippable frames, garbage: the streaming reader decides
@@ -164,7 +223,7 @@ class FrameDecoder(io.RawIOBase):
             position += CHECKSUM
         if not self._have(position):
             raise truncated()
-        return position
+        return position, params.content_size
 
     def _fill(self) -> None:
         """Keep ``threads + 1`` frames in flight while frames qualify."""
@@ -175,18 +234,22 @@ class FrameDecoder(io.RawIOBase):
                 else:
                     self._splitting = False
                 return
-            length = self._frame_length()
-            if length is None:
+            sizes = self._frame_length()
+            if sizes is None:
                 self._stream_the_rest()
                 return
+            length, size = sizes
+            source = _spare_buffer(self._spare_in, length)
             with memoryview(self._buffer) as view:
-                frame = bytes(view[:length])
+                source[:length] = view[:length]
             del self._buffer[:length]
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     max_workers=self._threads, thread_name_prefix="objectstore-unzstd"
                 )
-            self._frames.append(self._pool.submit(_decode, frame))
+            frame = memoryview(source)[:length]
+            into = memoryview(_spare_buffer(self._spare_out, size))[:size]
+            self._frames.append((self._pool.submit(_decode, frame, into), source))
 
     # -- reading -----------------------------------------------------------
 
@@ -195,11 +258,16 @@ class FrameDecoder(io.RawIOBase):
         the end of the stream, or once zstandard's reader has the rest (read
         it directly then, see ``_streaming``)."""
         while not self._current:
+            if self._held is not None:
+                self._spare_out.append(self._held)
+                self._held = None
             self._fill()
             if not self._frames:
                 return False
-            self._whole = self._frames.popleft().result()
-            self._current = memoryview(self._whole)
+            future, source = self._frames.popleft()
+            self._current = future.result()
+            self._spare_in.append(source)
+            self._held = cast(bytearray, self._current.obj)
         return True
 
     def _streaming(self) -> bool:
@@ -207,10 +275,7 @@ class FrameDecoder(io.RawIOBase):
         return self._rest is not None and not self._current and not self._frames
 
     def _take(self, size: int) -> bytes:
-        if size >= self._current.nbytes and self._current.nbytes == len(self._whole):
-            data = self._whole  # a whole frame: handed over without a copy
-        else:
-            data = bytes(self._current[:size])
+        data = bytes(self._current[:size])
         self._current = self._current[len(data) :]
         return data
 

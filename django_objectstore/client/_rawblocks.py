@@ -84,8 +84,9 @@ class Chunks(Protocol):
 
 
 class Refilled:
-    """``Chunks`` of ``stream`` read into one reused buffer, ``first``,
-    whose first ``count`` bytes the caller read already."""
+    """``Chunks`` of ``stream`` read into one reused buffer of ``BLOCK_SIZE``
+    (``first`` if it is that big), after the ``count`` bytes at the start of
+    ``first`` that the caller read already."""
 
     def __init__(self, stream: ResponseStream, first: bytearray, count: int) -> None:
         self._stream = stream
@@ -95,6 +96,8 @@ class Refilled:
     def read(self, size: int = -1, /) -> memoryview:
         count, self._first = self._first, None
         if count is None:
+            if self._buffer.nbytes < BLOCK_SIZE:  # ``first`` was a short read
+                self._buffer = memoryview(bytearray(BLOCK_SIZE))
             count = self._stream.readinto(self._buffer)
         return self._buffer[:count]
 

@@ -207,18 +207,29 @@ def skip_bytes(stream: IO[bytes], count: int) -> None:
         count -= len(block)
 
 
-#: Blocks a read-ahead thread may have read beyond the one being consumed.
+#: Blocks a read-ahead thread may have read beyond the one being consumed,
+#: and their size. Fresh pages cost a fault each: 4 x 512 KiB had a 64 MiB
+#: get of one zstd frame at 0.079 s against 0.080 s with 4 x 1 MiB and
+#: 0.082 s with 4 x 256 KiB (more handovers), benchmarks/FINDINGS.md.
 READ_AHEAD_BLOCKS: Final = 4
+READ_AHEAD_BLOCK: Final = 512 * 1024
 
 
-def read_first_block(stream: ResponseStream, block_size: int = BLOCK_SIZE) -> tuple[bytearray, int]:
-    """A buffer of ``block_size`` and how many bytes of ``stream`` it holds
-    (fewer only at the end); the stream is closed if the read fails."""
-    first = bytearray(block_size)
+#: Bytes ``read_first_block`` waits for: enough to tell how the payload is
+#: stored, few enough that decoding starts without waiting for a whole
+#: block (a 1 MiB first read delayed the first byte of a 64 MiB get by ~2 ms).
+FIRST_READ: Final = 64 * 1024
+
+
+def read_first_block(stream: ResponseStream) -> tuple[bytearray, int]:
+    """A buffer of ``FIRST_READ`` bytes and how many bytes of ``stream`` it
+    holds (fewer only at the end); the stream is closed if the read fails."""
+    first = bytearray(FIRST_READ)
     view = memoryview(first)
+    wanted = FIRST_READ
     count = 0
     try:
-        while count < block_size and (got := stream.readinto(view[count:])):
+        while count < wanted and (got := stream.readinto(view[count:wanted])):
             count += got
     except BaseException:
         stream.close()
@@ -228,7 +239,7 @@ def read_first_block(stream: ResponseStream, block_size: int = BLOCK_SIZE) -> tu
 
 class ReadAhead(io.RawIOBase):
     """A response body read by a helper thread up to ``READ_AHEAD_BLOCKS``
-    blocks of ``BLOCK_SIZE`` ahead of the reader, so socket reads overlap
+    blocks of ``READ_AHEAD_BLOCK`` bytes ahead of the reader, so socket reads overlap
     what the reader does with the bytes (zstd decompression). The blocks are
     a fixed set of buffers filled with ``readinto`` and handed out as views:
     no allocation or copy per block, and memory bounded by the set.
@@ -241,14 +252,21 @@ class ReadAhead(io.RawIOBase):
     (the error is raised in the reader's thread by its next read)."""
 
     def __init__(
-        self, stream: ResponseStream, first: bytearray, count: int, *, block_size: int = BLOCK_SIZE
+        self,
+        stream: ResponseStream,
+        first: bytearray,
+        count: int,
+        *,
+        block_size: int = READ_AHEAD_BLOCK,
     ) -> None:
         super().__init__()
         self._stream = stream
         self._filled: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
         self._free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(READ_AHEAD_BLOCKS):
-            self._free.put(bytearray(block_size))
+        # Blocks are made by the helper as it first needs them: fresh pages
+        # cost a fault each (~2 us on a VM), better spent off the reader's thread.
+        self._block_size = block_size
+        self._made = 0
         self._stop = threading.Event()
         self._held: bytearray | None = None  # the block the reader is on
         self._pending = memoryview(b"")
@@ -267,13 +285,21 @@ class ReadAhead(io.RawIOBase):
         """The next block: from the helper, or read here if there is none."""
         if self._thread is not None or not self._filled.empty():
             return self._filled.get()
-        buffer = self._free.get_nowait()
+        buffer = self._free_buffer()
+        if buffer is None:
+            return ValueError("I/O operation on closed payload stream")
         try:
             return buffer, self._stream.readinto(buffer)
         except BaseException as exc:  # noqa: BLE001 - raised by the caller, as from the helper
             return exc
 
     def _free_buffer(self) -> bytearray | None:
+        """A block to fill: a free one, a new one while fewer than
+        ``READ_AHEAD_BLOCKS`` exist, else the next one the reader frees
+        (None once the reader closed)."""
+        if self._made < READ_AHEAD_BLOCKS and self._free.empty():
+            self._made += 1
+            return bytearray(self._block_size)
         while not self._stop.is_set():
             try:
                 return self._free.get(timeout=0.05)
@@ -301,7 +327,8 @@ class ReadAhead(io.RawIOBase):
         """Make ``_pending`` non-empty; False at end of stream."""
         while not self._pending:
             if self._held is not None:
-                self._free.put(self._held)
+                if len(self._held) == self._block_size:  # (not the caller's first)
+                    self._free.put(self._held)
                 self._held = None
             if self._done:
                 return False

@@ -76,6 +76,13 @@ STREAMS = {
     "skippable frame": sized(TEXT[:5000]) + skippable(b"meta") + sized(NOISE),
     "frame over MAX_FRAME": sized(NOISE) + sized(bytes(MAX_FRAME + 1)) + sized(NOISE),
     "nothing": b"",
+    # Decode buffers are reused: frames that grow, shrink and grow again,
+    # each with bytes of its own, show any stale or shared buffer.
+    "sizes up and down": b"".join(
+        sized(bytes([n]) * 7 + TEXT[n * 1000 : n * 1000 + size])
+        for n, size in enumerate([2 * MIB, 100 * KIB, 2 * MIB, MIB + 3, 5, 2 * MIB, MIB, 2 * MIB])
+    )
+    + sized(os.urandom(MAX_FRAME)),
 }
 
 
@@ -86,6 +93,18 @@ def test_same_bytes_as_zstandard_streaming_reader(name: str, piece: int | None) 
     expected = reference(stream)
     assert decode_all(stream, piece=piece) == expected
     assert decode_all(stream, threads=4, piece=piece) == expected
+
+
+def test_pieces_handed_out_stay_as_they_were() -> None:
+    # Decode buffers are reused for later frames: what read() returned must
+    # be the caller's own bytes, unchanged by what is decoded afterwards.
+    stream = STREAMS["sizes up and down"]
+    with FrameDecoder(Source(stream), 2) as decoder:
+        pieces = []
+        while piece := decoder.read(700 * KIB):
+            pieces.append(piece)
+            assert isinstance(piece, bytes)
+    assert b"".join(pieces) == reference(stream)
 
 
 def test_byte_by_byte() -> None:

@@ -14,8 +14,13 @@ import urllib3
 import zstandard
 
 from django_objectstore.client import Client, Session, Usecase
-from django_objectstore.client._io import BLOCK_SIZE
-from django_objectstore.client._response import READ_AHEAD_BLOCKS, ResponseStream
+from django_objectstore.client._frames import FrameDecoder
+from django_objectstore.client._response import (
+    FIRST_READ,
+    READ_AHEAD_BLOCK,
+    READ_AHEAD_BLOCKS,
+    ResponseStream,
+)
 
 from .rawserver import read_head
 
@@ -64,7 +69,10 @@ def test_readall_and_readinto(session: Session, size: int) -> None:
     got = session.get("t2")
     assert got is not None
     with got.payload as stream:
-        assert len(_helpers()) == (0 if size < 4 * MIB else 1)  # small bodies: no thread
+        # No read-ahead thread: small bodies are read as they are decoded,
+        # large puts (frames that record their size) by the frame decoder.
+        assert _helpers() == []
+        assert isinstance(stream, FrameDecoder) == (size >= 4 * MIB)
         assert stream.read() == data
     got = session.get("t2")
     assert got is not None
@@ -115,7 +123,8 @@ def test_read_ahead_is_bounded(streaming_session: Session, monkeypatch: pytest.M
     monkeypatch.setattr(ResponseStream, "readinto", counting)
     got = session.get("bounded")
     assert got is not None
-    limit = (READ_AHEAD_BLOCKS + 1) * BLOCK_SIZE
+    # The caller's first read, then the set of blocks.
+    limit = FIRST_READ + READ_AHEAD_BLOCKS * READ_AHEAD_BLOCK
     with got.payload as stream:
         assert stream.read(1) == data[:1]
         deadline = time.monotonic() + 5
