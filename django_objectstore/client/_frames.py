@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Final, Protocol, cast
@@ -296,9 +295,12 @@ class FrameDecoder(io.RawIOBase):
 
     def readall(self) -> bytes:
         check_same_process(self._pid)
-        chunks: list[bytes] = []
+        chunks: list[Buffer] = []
         while self._next():
-            chunks.append(self._take(sys.maxsize))
+            # The decoded frame itself, joined once below: its buffer is not
+            # used again (the join would read bytes decoded after it).
+            chunks.append(self._current)
+            self._current, self._held = memoryview(b""), None
         if self._streaming():
             assert self._rest is not None
             chunks.append(self._rest.read())
