@@ -28,9 +28,10 @@ from urllib3.response import HTTPResponse
 from django_objectstore import _protocol_parsing
 from django_objectstore.client._frames import FrameDecoder, starts_with_sized_frame
 from django_objectstore.client._io import BLOCK_SIZE
-from django_objectstore.client._rawblocks import RawBlocks, Refilled
+from django_objectstore.client._rawblocks import RawBlocks
 from django_objectstore.client._response import (
     ReadAhead,
+    Refilled,
     ResponseStream,
     read_first_block,
     skip_bytes,

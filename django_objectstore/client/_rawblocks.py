@@ -33,7 +33,6 @@ import zstandard
 
 from django_objectstore.client._frames import Prefixed, truncated
 from django_objectstore.client._io import BLOCK_SIZE, Buffer
-from django_objectstore.client._response import ResponseStream
 from django_objectstore.client._zstd import (
     BLOCK_HEADER,
     BLOCK_RAW,
@@ -54,7 +53,7 @@ from django_objectstore.client._zstd import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["MAX_WINDOW", "Chunks", "RawBlocks", "Refilled"]
+__all__ = ["MAX_WINDOW", "Chunks", "RawBlocks"]
 
 #: Largest window of a frame read by slicing: the output kept for a switch to
 #: zstandard is at most this (level 3 uses 2 MiB or less, raw frames 128 KiB).
@@ -81,41 +80,6 @@ class Chunks(Protocol):
     def scatter_into(self, buffers: list[memoryview], /) -> int | None: ...
 
     def close(self) -> None: ...
-
-
-class Refilled:
-    """``Chunks`` of ``stream`` read into one reused buffer of ``BLOCK_SIZE``
-    (``first`` if it is that big), after the ``count`` bytes at the start of
-    ``first`` that the caller read already."""
-
-    def __init__(self, stream: ResponseStream, first: bytearray, count: int) -> None:
-        self._stream = stream
-        self._buffer = memoryview(first)
-        self._first: int | None = count
-
-    def read(self, size: int = -1, /) -> memoryview:
-        count, self._first = self._first, None
-        if count is None:
-            if self._buffer.nbytes < BLOCK_SIZE:  # ``first`` was a short read
-                self._buffer = memoryview(bytearray(BLOCK_SIZE))
-            count = self._stream.readinto(self._buffer)
-        return self._buffer[:count]
-
-    def readinto(self, buffer: memoryview, /) -> int:
-        # RawBlocks reads the first piece (block headers) before any block.
-        assert self._first is None, "read() hands out the first piece first"
-        wanted = buffer.nbytes
-        count = self._stream.readinto(buffer)
-        while 0 < count < wanted and (more := self._stream.readinto(buffer[count:])):
-            count += more
-        return count
-
-    def scatter_into(self, buffers: list[memoryview], /) -> int | None:
-        assert self._first is None, "read() hands out the first piece first"
-        return self._stream.scatter_into(buffers)
-
-    def close(self) -> None:
-        self._stream.close()
 
 
 class RawBlocks(io.RawIOBase):

@@ -2,8 +2,11 @@
 
 ``ResponseStream`` reads a response body straight from the socket in the
 caller's block size and gives the connection back to the pool at the end
-(closing early discards it). ``ReadAhead`` moves those socket reads to a
-helper thread, a few blocks ahead of a reader that decompresses.
+(closing early discards it). ``read_first_block`` takes the first bytes,
+which decide how a large payload is decoded; ``Refilled`` hands out what
+follows them in pieces read into one reused buffer, and ``ReadAhead`` moves
+the socket reads to a helper thread, a few blocks ahead of a reader that
+decompresses.
 """
 
 from __future__ import annotations
@@ -29,7 +32,16 @@ from django_objectstore.client._io import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["READ_AHEAD_BLOCKS", "ReadAhead", "ResponseStream", "read_first_block", "skip_bytes"]
+__all__ = [
+    "FIRST_READ",
+    "READ_AHEAD_BLOCK",
+    "READ_AHEAD_BLOCKS",
+    "ReadAhead",
+    "Refilled",
+    "ResponseStream",
+    "read_first_block",
+    "skip_bytes",
+]
 
 
 class ResponseStream(io.RawIOBase):
@@ -235,6 +247,41 @@ def read_first_block(stream: ResponseStream) -> tuple[bytearray, int]:
         stream.close()
         raise
     return first, count
+
+
+class Refilled:
+    """``Chunks`` of ``stream`` read into one reused buffer of ``BLOCK_SIZE``
+    (``first`` if it is that big), after the ``count`` bytes at the start of
+    ``first`` that the caller read already."""
+
+    def __init__(self, stream: ResponseStream, first: bytearray, count: int) -> None:
+        self._stream = stream
+        self._buffer = memoryview(first)
+        self._first: int | None = count
+
+    def read(self, size: int = -1, /) -> memoryview:
+        count, self._first = self._first, None
+        if count is None:
+            if self._buffer.nbytes < BLOCK_SIZE:  # ``first`` was a short read
+                self._buffer = memoryview(bytearray(BLOCK_SIZE))
+            count = self._stream.readinto(self._buffer)
+        return self._buffer[:count]
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        # RawBlocks reads the first piece (block headers) before any block.
+        assert self._first is None, "read() hands out the first piece first"
+        wanted = buffer.nbytes
+        count = self._stream.readinto(buffer)
+        while 0 < count < wanted and (more := self._stream.readinto(buffer[count:])):
+            count += more
+        return count
+
+    def scatter_into(self, buffers: list[memoryview], /) -> int | None:
+        assert self._first is None, "read() hands out the first piece first"
+        return self._stream.scatter_into(buffers)
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class ReadAhead(io.RawIOBase):
