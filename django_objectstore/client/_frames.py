@@ -111,6 +111,8 @@ def _decode(frame: memoryview, into: memoryview) -> memoryview:
         if not got:
             raise truncated()
         count += got
+    if reader.read(1):  # decodes the rest: an empty frame is checked here
+        raise zstandard.ZstdError("corrupt zstd data: a frame holds more than its recorded size")
     return into
 
 

@@ -135,6 +135,17 @@ def test_corrupt_frame_raises_zstd_error() -> None:
         decode_all(bytes(frame) + sized(NOISE))
 
 
+def test_frame_holding_more_than_its_size_is_an_error() -> None:
+    # A frame that records a size of 0 but holds data: never skipped unread.
+    frame = bytearray(sized(b"abc"))
+    assert frame[5] == 3  # the one-byte content size of a single-segment frame
+    frame[5] = 0
+    with pytest.raises(zstandard.ZstdError):
+        reference(bytes(frame))
+    with pytest.raises(zstandard.ZstdError):
+        decode_all(bytes(frame) + sized(NOISE))
+
+
 def test_truncated_frame_is_an_error() -> None:
     stream = sized(TEXT[: 1 * MIB]) + sized(NOISE)
     with pytest.raises(zstandard.ZstdError, match="truncated"):
