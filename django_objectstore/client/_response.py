@@ -238,10 +238,9 @@ def read_first_block(stream: ResponseStream) -> tuple[bytearray, int]:
     holds (fewer only at the end); the stream is closed if the read fails."""
     first = bytearray(FIRST_READ)
     view = memoryview(first)
-    wanted = FIRST_READ
     count = 0
     try:
-        while count < wanted and (got := stream.readinto(view[count:wanted])):
+        while count < FIRST_READ and (got := stream.readinto(view[count:])):
             count += got
     except BaseException:
         stream.close()
@@ -286,10 +285,11 @@ class Refilled:
 
 class ReadAhead(io.RawIOBase):
     """A response body read by a helper thread up to ``READ_AHEAD_BLOCKS``
-    blocks of ``READ_AHEAD_BLOCK`` bytes ahead of the reader, so socket reads overlap
-    what the reader does with the bytes (zstd decompression). The blocks are
-    a fixed set of buffers filled with ``readinto`` and handed out as views:
-    no allocation or copy per block, and memory bounded by the set.
+    blocks of ``READ_AHEAD_BLOCK`` bytes ahead of the reader, so socket
+    reads overlap what the reader does with the bytes (zstd decompression).
+    The blocks are a fixed set of buffers filled with ``readinto`` and
+    handed out as views: no allocation or copy per block, and memory
+    bounded by the set.
 
     For zstandard's ``stream_reader`` (and similar consumers): ``read``
     returns a *view* that stays valid only until the next ``read``.

@@ -207,3 +207,26 @@ def test_official_objects_stream_through(server: LocalServer, client: Client, or
     assert got is not None
     with got.payload as stream:
         assert stream.read() == data
+
+
+def test_closing_a_large_get_early_frees_threads_and_connection(
+    server: LocalServer, secret_key: SecretKey, org: int
+) -> None:
+    # The frame decoder reads the socket itself: closing it half-read stops
+    # its workers and drops the connection (never read to the end), and the
+    # session goes on with a fresh one.
+    data = payload(12 * FRAME_SIZE)  # over 4 MiB stored
+    with Client(server.url, token=secret_key, multipart_threshold=1) as made:
+        session = made.session(Usecase("test"), org=org)
+        key = session.put(io.BytesIO(data))
+        got = session.get(key)
+        assert got is not None
+        if (os.cpu_count() or 1) > 1:
+            assert isinstance(got.payload, FrameDecoder)
+        assert got.payload.read(1000) == data[:1000]
+        got.payload.close()
+        assert not [t for t in threading.enumerate() if t.name.startswith("objectstore-unzstd")]
+        again = session.get(key)
+        assert again is not None
+        with again.payload as stream:
+            assert stream.read() == data
