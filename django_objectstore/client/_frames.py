@@ -159,8 +159,8 @@ class FrameDecoder(io.RawIOBase):
         self._source_done = False
         self._splitting = True
         self._rest: zstandard.ZstdDecompressionReader | None = None  # once needed
+        # A view of the decode buffer of the frame being read (of b"" else).
         self._current = memoryview(b"")
-        self._held: bytearray | None = None  # the buffer ``_current`` is a view of
         self._pid = os.getpid()  # the worker threads do not survive a fork
 
     def readable(self) -> bool:
@@ -259,16 +259,16 @@ class FrameDecoder(io.RawIOBase):
         the end of the stream, or once zstandard's reader has the rest (read
         it directly then, see ``_streaming``)."""
         while not self._current:
-            if self._held is not None:
-                self._spare_out.append(self._held)
-                self._held = None
+            used = self._current.obj  # an emptied view still names its buffer
+            if isinstance(used, bytearray):  # a frame read to its end
+                self._spare_out.append(used)
+                self._current = memoryview(b"")
             self._fill()
             if not self._frames:
                 return False
             future, source = self._frames.popleft()
             self._current = future.result()
             self._spare_in.append(source)
-            self._held = cast(bytearray, self._current.obj)
         return True
 
     def _streaming(self) -> bool:
@@ -302,7 +302,7 @@ class FrameDecoder(io.RawIOBase):
             # The decoded frame itself, joined once below: its buffer is not
             # used again (the join would read bytes decoded after it).
             chunks.append(self._current)
-            self._current, self._held = memoryview(b""), None
+            self._current = memoryview(b"")
         if self._streaming():
             assert self._rest is not None
             chunks.append(self._rest.read())
