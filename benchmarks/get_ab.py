@@ -33,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _payloads import write_payload
 from _server import ServerProcess, make_keypair
-
-READ = 1 << 20
+from _worker import READ_BLOCK, _read_all
 
 
 def _child(spec: dict[str, Any]) -> None:
@@ -54,13 +53,11 @@ def _child(spec: dict[str, Any]) -> None:
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     cpu, start = time.process_time(), time.perf_counter()
     if impl == "bound":
-        payload = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_size=READ)
+        payload = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_size=READ_BLOCK)
     else:
         payload = session.get(spec["key"]).payload
     returned = time.perf_counter()
-    size = 0
-    while chunk := payload.read(READ):
-        size += len(chunk)
+    size = _read_all(payload)
     end = time.perf_counter()
     result = {
         "wall": end - start,
