@@ -328,18 +328,6 @@ class ReadAhead(io.RawIOBase):
             )
             self._thread.start()
 
-    def _take(self) -> tuple[bytearray, int] | BaseException:
-        """The next block: from the helper, or read here if there is none."""
-        if self._thread is not None or not self._filled.empty():
-            return self._filled.get()
-        buffer = self._free_buffer()
-        if buffer is None:
-            return ValueError("I/O operation on closed payload stream")
-        try:
-            return buffer, self._stream.readinto(buffer)
-        except BaseException as exc:  # noqa: BLE001 - raised by the caller, as from the helper
-            return exc
-
     def _free_buffer(self) -> bytearray | None:
         """A block to fill: a free one, a new one while fewer than
         ``READ_AHEAD_BLOCKS`` exist, else the next one the reader frees
@@ -379,7 +367,9 @@ class ReadAhead(io.RawIOBase):
                 self._held = None
             if self._done:
                 return False
-            item = self._take()
+            # From the helper; without one (the body was empty) the caller's
+            # first block, of 0 bytes, is the only item and ends the stream.
+            item = self._filled.get()
             if isinstance(item, BaseException):
                 self._done = True
                 raise item

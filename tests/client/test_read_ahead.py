@@ -19,6 +19,7 @@ from django_objectstore.client._response import (
     FIRST_READ,
     READ_AHEAD_BLOCK,
     READ_AHEAD_BLOCKS,
+    ReadAhead,
     ResponseStream,
 )
 
@@ -206,3 +207,25 @@ def test_cut_connection_is_an_error_in_the_reader(truncated: tuple[_Truncating, 
             read_all()
         assert plain.startswith(bytes(received))
     assert _wait_gone()
+
+
+def test_empty_body_ends_without_a_helper_or_a_read() -> None:
+    # A first read of 0 bytes is the whole body: no helper starts, every
+    # read says end of stream, and closing closes the response stream.
+    class Stream:
+        closed = False
+
+        def readinto(self, buffer: Any) -> int:
+            raise AssertionError("nothing is read after an empty first read")
+
+        def close(self) -> None:
+            self.closed = True
+
+    stream = Stream()
+    reader = ReadAhead(stream, bytearray(16), 0)  # type: ignore[arg-type]
+    assert _helpers() == []
+    assert reader.read(5) == b""
+    assert reader.readinto(bytearray(4)) == 0
+    assert reader.read() == b""
+    reader.close()
+    assert stream.closed
