@@ -116,18 +116,22 @@ def _decode(frame: memoryview, into: memoryview) -> memoryview:
     return into
 
 
+def _whole_frame(header: bytes) -> zstandard.FrameParameters | None:
+    """The parameters of the zstd frame starting with ``header`` when
+    ``FrameDecoder`` decodes it whole (its size is recorded and at most
+    ``MAX_FRAME``), else None (also for an unreadable header)."""
+    try:
+        params = zstandard.get_frame_parameters(header)
+    except zstandard.ZstdError:
+        return None
+    size = params.content_size
+    return params if size != zstandard.CONTENTSIZE_UNKNOWN and 0 <= size <= MAX_FRAME else None
+
+
 def starts_with_sized_frame(data: memoryview) -> bool:
     """True if ``data`` begins with a zstd frame that ``FrameDecoder``
     decodes whole (it records a size of at most ``MAX_FRAME``)."""
-    if data[:4].tobytes() != MAGIC:
-        return False
-    try:
-        params = zstandard.get_frame_parameters(bytes(data[:MAX_FRAME_HEADER]))
-    except zstandard.ZstdError:
-        return False
-    return params.content_size != zstandard.CONTENTSIZE_UNKNOWN and (
-        0 <= params.content_size <= MAX_FRAME
-    )
+    return data[:4].tobytes() == MAGIC and _whole_frame(bytes(data[:MAX_FRAME_HEADER])) is not None
 
 
 class Compressed(Protocol):
@@ -200,14 +204,13 @@ class FrameDecoder(io.RawIOBase):
         if buffer[:4] != MAGIC:
             return None  # skippable frames, garbage: the streaming reader decides
         self._have(MAX_FRAME_HEADER)
-        try:
-            params = zstandard.get_frame_parameters(bytes(buffer[:MAX_FRAME_HEADER]))
-            position = zstandard.frame_header_size(bytes(buffer[:MAX_FRAME_HEADER]))
-        except zstandard.ZstdError:
+        header = bytes(buffer[:MAX_FRAME_HEADER])
+        params = _whole_frame(header)
+        if params is None:
             return None
-        if params.content_size == zstandard.CONTENTSIZE_UNKNOWN or not (
-            0 <= params.content_size <= MAX_FRAME
-        ):
+        try:
+            position = zstandard.frame_header_size(header)
+        except zstandard.ZstdError:
             return None
         while True:
             if not self._have(position + BLOCK_HEADER):
